@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh clone: installs into .venv on first use, then runs.
+
+python3 dev.py serve [options]   run the service (embedded SQLite unless configured)
+python3 dev.py test [pytest args] run the whole test suite
+python3 dev.py check             ruff and mypy
+python3 dev.py cli ARGS...       any `inventory-sync` command
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed"
+
+
+def ensure_installed() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "inventory-sync").exists():
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    print("installing newstore-inventory-sync and its test tools into .venv ...", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(*argv: str) -> int:
+    return subprocess.run(list(argv), cwd=ROOT).returncode
+
+
+def main(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    command, rest = args[0], args[1:]
+    ensure_installed()
+    if command == "serve":
+        os.execv(BIN / "inventory-sync", ["inventory-sync", "serve", *rest])
+    if command == "cli":
+        os.execv(BIN / "inventory-sync", ["inventory-sync", *rest])
+    if command == "test":
+        return run(str(BIN / "python"), "-m", "pytest", "-n", "auto", *rest)
+    if command == "check":
+        return (
+            run(str(BIN / "ruff"), "check", ".")
+            or run(str(BIN / "ruff"), "format", "--check", ".")
+            or run(str(BIN / "mypy"))
+        )
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,3 @@
+from inventory_sync.cli import main
+
+main()

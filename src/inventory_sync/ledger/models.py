@@ -1,0 +1,97 @@
+"""The append-only ledger and the observations reconciliation needs.
+
+Rows here are only ever inserted: a correction is a new movement, never an update.
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from inventory_sync.db import Id, UTCDateTime, metadata
+
+ledger_movement = Table(
+    "ledger_movement",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Id, ForeignKey("inbound_event.id"), nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("location_id", Text, nullable=False),
+    Column("stock_location", Text, nullable=False),
+    Column("product_id", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("event_name", Text, nullable=False),
+    Column("line_number", Integer, nullable=False),
+    # 0 for the only or debit side of a line, 1 for the credit side of a move.
+    Column("leg", SmallInteger, nullable=False),
+    Column("references", JSON, nullable=False),
+    UniqueConstraint("event_id", "line_number", "leg"),
+    Index(
+        "ix_ledger_movement_position",
+        "tenant",
+        "location_id",
+        "stock_location",
+        "product_id",
+        "occurred_at",
+    ),
+    Index(None, "product_id"),
+)
+
+count_observation = Table(
+    "count_observation",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Id, ForeignKey("inbound_event.id"), nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("count_id", Text, nullable=False),
+    Column("chunk_number", Integer, nullable=False),
+    Column("line_number", Integer, nullable=False),
+    Column("location_id", Text, nullable=False),
+    Column("stock_location", Text, nullable=False),
+    Column("product_id", Text, nullable=False),
+    Column("counted", BigInteger, nullable=False),
+    Column("stock_on_hand", BigInteger, nullable=False),
+    Column("counted_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("event_id", "line_number"),
+    Index(
+        "ix_count_observation_position",
+        "tenant",
+        "location_id",
+        "stock_location",
+        "product_id",
+        "counted_at",
+    ),
+)
+
+shipment_line = Table(
+    "shipment_line",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Id, ForeignKey("inbound_event.id"), nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("asn_id", Text, nullable=False),
+    Column("chunk_number", Integer, nullable=False),
+    Column("line_number", Integer, nullable=False),
+    Column("origin_location_id", Text, nullable=False),
+    Column("destination_location_id", Text),
+    Column("transfer_order_ref", Text),
+    Column("shipment_ref", Text),
+    Column("product_id", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("shipped_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("event_id", "line_number"),
+    Index(None, "tenant", "asn_id"),
+    Index(None, "tenant", "shipment_ref"),
+)

@@ -1,0 +1,114 @@
+"""Writing an event's effect: the only code that adds ledger rows.
+
+`record()` never commits; the caller's transaction holds the inbox row, the ledger rows and the
+outbox message together, so a stock change without its ERP document cannot exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
+
+from inventory_sync.erp_sync import document as erp_document
+from inventory_sync.erp_sync import outbox
+from inventory_sync.ledger.domain import Effect
+from inventory_sync.ledger.models import count_observation, ledger_movement, shipment_line
+
+
+@dataclass(frozen=True)
+class Source:
+    """The stored event an effect comes from."""
+
+    event_id: int
+    tenant: str
+    name: str
+    payload_id: str
+    chunk_number: int
+    total_chunks: int | None
+    published_at: datetime | None
+
+
+def record(conn: Connection, source: Source, effect: Effect, recorded_at: datetime) -> str:
+    """Append the effect's rows and queue its ERP document; returns the message id."""
+    if effect.movements:
+        conn.execute(
+            insert(ledger_movement),
+            [
+                {
+                    "event_id": source.event_id,
+                    "tenant": source.tenant,
+                    "location_id": effect.location_id,
+                    "stock_location": m.stock_location,
+                    "product_id": m.product_id,
+                    "quantity": m.quantity,
+                    "kind": m.kind.value,
+                    "occurred_at": effect.occurred_at,
+                    "recorded_at": recorded_at,
+                    "event_name": source.name,
+                    "line_number": m.line_number,
+                    "leg": m.leg,
+                    "references": m.references,
+                }
+                for m in effect.movements
+            ],
+        )
+    if effect.counts:
+        conn.execute(
+            insert(count_observation),
+            [
+                {
+                    "event_id": source.event_id,
+                    "tenant": source.tenant,
+                    "count_id": source.payload_id,
+                    "chunk_number": source.chunk_number,
+                    "line_number": c.line_number,
+                    "location_id": effect.location_id,
+                    "stock_location": c.stock_location,
+                    "product_id": c.product_id,
+                    "counted": c.counted,
+                    "stock_on_hand": c.stock_on_hand,
+                    "counted_at": effect.occurred_at,
+                }
+                for c in effect.counts
+            ],
+        )
+    if effect.shipment is not None and effect.shipment.lines:
+        shipment = effect.shipment
+        conn.execute(
+            insert(shipment_line),
+            [
+                {
+                    "event_id": source.event_id,
+                    "tenant": source.tenant,
+                    "asn_id": source.payload_id,
+                    "chunk_number": source.chunk_number,
+                    "line_number": line.line_number,
+                    "origin_location_id": effect.location_id,
+                    "destination_location_id": shipment.destination_location_id,
+                    "transfer_order_ref": shipment.transfer_order_ref,
+                    "shipment_ref": shipment.shipment_ref,
+                    "product_id": line.product_id,
+                    "quantity": line.quantity,
+                    "shipped_at": effect.occurred_at,
+                }
+                for line in shipment.lines
+            ],
+        )
+    message_id = erp_document.message_id(
+        source.tenant, source.name, source.payload_id, source.chunk_number
+    )
+    body = erp_document.build(message_id, source, effect)
+    outbox.enqueue(
+        conn,
+        message_id=message_id,
+        event_id=source.event_id,
+        tenant=source.tenant,
+        type_=effect.document_type.value,
+        location_id=effect.location_id,
+        document=body,
+        now=recorded_at,
+    )
+    return message_id

@@ -1,0 +1,53 @@
+"""Opaque cursors for keyset pagination: `{"items": [...], "next_cursor": ...}`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from inventory_sync.errors import BadCursor
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000.")]
+Cursor = Annotated[
+    str | None, Query(max_length=2000, description="`next_cursor` of the previous page.")
+]
+
+
+def encode(position: list[Any]) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str | None, kinds: tuple[type, ...]) -> list[Any] | None:
+    """The position a cursor points after, or None for the first page.
+
+    `kinds` gives the type of each part of the position; anything else is refused.
+    """
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadCursor("cursor is not one this service issued") from None
+    if (
+        not isinstance(position, list)
+        or len(position) != len(kinds)
+        or not all(
+            isinstance(part, kind) and not isinstance(part, bool)
+            for part, kind in zip(position, kinds, strict=True)
+        )
+    ):
+        raise BadCursor("cursor is not one this service issued")
+    return position
+
+
+def page(items: list[dict[str, Any]], limit: int, position_of: Any) -> dict[str, Any]:
+    """Build a page from up to `limit + 1` fetched rows."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": encode(position_of(items[-1])) if more else None}

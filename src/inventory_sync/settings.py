@@ -1,0 +1,135 @@
+"""Configuration from `INVSYNC_*` environment variables (and a `.env` file)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_FILE = "inventory-sync.db"
+
+CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ConfigurationError(Exception):
+    """Bad configuration; the message names the variable and fits on one line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INVSYNC_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_FILE}")
+    webhook_keys: SecretList = Field(default_factory=list)
+    tenants: CommaList = Field(default_factory=list)
+    ops_tokens: SecretList = Field(default_factory=list)
+    admin_tokens: SecretList = Field(default_factory=list)
+    erp_url: str | None = None
+    erp_authorization: SecretStr | None = None
+    erp_signing_secret: SecretStr | None = None
+    erp_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    erp_concurrency: int = Field(default=4, ge=1, le=256)
+    erp_max_attempts: int = Field(default=12, ge=1, le=1000)
+    erp_retry_base_seconds: float = Field(default=5.0, gt=0)
+    erp_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    return_locations: dict[str, str] = Field(default_factory=dict)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["json", "console"] | None = None
+
+    @field_validator("webhook_keys", "ops_tokens", "admin_tokens", "tenants", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("erp_url", "erp_authorization", "erp_signing_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("return_locations", mode="before")
+    @classmethod
+    def _return_locations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            raise ValueError(
+                'expected a JSON object of condition code to stock location, e.g. {"2": "damaged"}'
+            )
+        return {str(k): v for k, v in value.items()}
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("expected sqlite:///path or postgresql://user@host:port/db")
+        return value
+
+    @field_validator("erp_url")
+    @classmethod
+    def _erp_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("erp_signing_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("expected a Standard Webhooks secret starting with whsec_")
+        return value
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Settings:
+        if self.erp_retry_max_seconds < self.erp_retry_base_seconds:
+            raise ValueError(
+                "INVSYNC_ERP_RETRY_MAX_SECONDS must not be below INVSYNC_ERP_RETRY_BASE_SECONDS"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return Path(path) if path and path != ":memory:" else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one clear line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"INVSYNC_{field.upper()}: {message}") from None
+    except ValueError as exc:  # e.g. a .env line pydantic-settings cannot decode
+        raise ConfigurationError(f"configuration: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,144 @@
+"""`POST /webhooks/newstore`: authenticate, bound, store, commit, then answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from inventory_sync import auth, credentials, metrics
+from inventory_sync.db import Database, DatabaseUnavailable, utcnow
+from inventory_sync.errors import RETRY_AFTER_SECONDS, problem
+from inventory_sync.webhooks import service
+
+log = logging.getLogger("inventory_sync.webhooks")
+router = APIRouter(tags=["webhooks"])
+
+
+class IntakeAnswer(BaseModel):
+    status: Literal["accepted", "duplicate", "ignored", "quarantined"]
+    event_id: int | None
+    detail: str | None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True  # NewStore always sends JSON; a missing header is not a reason to lose data
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    """Read the body, stopping as soon as it passes `limit`, never holding more."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def process(
+    db: Database, body: bytes, content_type: str | None, rules: service.Rules
+) -> service.Outcome:
+    """Classify and store one body; commits before returning."""
+    now = utcnow()
+    try:
+        item = service.classify(body, rules)
+        with db.transaction() as conn:
+            return service.store(conn, item, body, content_type, now)
+    except DatabaseUnavailable:
+        raise
+    except Exception as error:
+        # A bug or an unforeseen constraint must not lose an authenticated event or yield 500:
+        # keep the raw body as quarantined, where replay can pick it up once fixed.
+        log.exception("webhook.processing_failed")
+        reason = f"could not be processed: {type(error).__name__}: {str(error)[:300]}"
+        with db.transaction() as conn:
+            return service.store_failure(conn, body, content_type, reason, now)
+
+
+@router.post(
+    "/webhooks/newstore",
+    response_model=IntakeAnswer,
+    responses={
+        401: {"description": "Missing or wrong webhook key."},
+        413: {"description": "Body larger than INVSYNC_MAX_BODY_BYTES."},
+        415: {"description": "Content-Type is not JSON."},
+        503: {"description": "Database unavailable; NewStore will redeliver."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive(request: Request) -> Any:
+    """Receive one NewStore Event Stream event.
+
+    Answers only after the event is committed: `accepted`, `duplicate`, `ignored` or
+    `quarantined` (stored with the reason, replayable), all with HTTP 200.
+    """
+    started = time.perf_counter()
+    state = request.app.state
+    token = auth.bearer_token(request.headers.get("authorization"))
+    if token is None or not credentials.matches(token, state.keyring.webhook):
+        metrics.WEBHOOK_REJECTED.labels("unauthorized").inc()
+        return problem(
+            401,
+            "missing or invalid webhook key",
+            code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    content_type = request.headers.get("content-type")
+    if not _is_json(content_type):
+        metrics.WEBHOOK_REJECTED.labels("unsupported_media_type").inc()
+        return problem(
+            415,
+            "the body must be JSON (Content-Type: application/json)",
+            code="unsupported_media_type",
+        )
+    try:
+        body = await _read_bounded(request, state.settings.max_body_bytes)
+    except _TooLarge:
+        metrics.WEBHOOK_REJECTED.labels("too_large").inc()
+        return problem(
+            413,
+            f"body exceeds {state.settings.max_body_bytes} bytes",
+            code="too_large",
+            headers={"Connection": "close"},
+        )
+    try:
+        outcome = await anyio.to_thread.run_sync(
+            process, state.db, body, content_type, state.rules, limiter=state.intake_limiter
+        )
+    except DatabaseUnavailable as error:
+        log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
+        metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
+        return problem(
+            503,
+            "the database is unavailable; retry later",
+            code="database_unavailable",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    metrics.observe_intake(outcome.status, started)
+    log.info("webhook.received", extra={"status": outcome.status, "event_id": outcome.event_id})
+    return JSONResponse(
+        {"status": outcome.status, "event_id": outcome.event_id, "detail": outcome.detail}
+    )

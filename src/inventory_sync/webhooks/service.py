@@ -1,0 +1,307 @@
+"""Intake: classify a webhook body, then store it and its effect in one transaction.
+
+`classify()` is pure. `store()` makes intake idempotent with one unique slot per event
+(see `inbound_event.slot`): `INSERT ... ON CONFLICT (slot) DO NOTHING` lets exactly one of any
+number of concurrent identical deliveries win, and only the winner writes ledger rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from inventory_sync.ledger import domain
+from inventory_sync.ledger import service as ledger_service
+from inventory_sync.webhooks import schemas
+from inventory_sync.webhooks.models import inbound_event
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+IGNORED = "ignored"
+QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The configuration that decides what an event does."""
+
+    tenants: frozenset[str] = frozenset()
+    return_locations: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What intake learnt from one body, before touching the database."""
+
+    status: str
+    error: str | None = None
+    key: tuple[str, str, str, int] | None = None
+    content_hash: str | None = None
+    tenant: str | None = None
+    name: str | None = None
+    payload_id: str | None = None
+    chunk_number: int | None = None
+    total_chunks: int | None = None
+    published_at: datetime | None = None
+    effect: domain.Effect | None = None
+    asn_id: str | None = None
+    shipment_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    event_id: int | None
+    detail: str | None = None
+
+
+def _sha(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def _lenient_key(envelope: dict[str, Any]) -> tuple[str, str, str, int] | None:
+    """The dedupe key, when the body has one, even if the rest of it is invalid."""
+    tenant, name, payload = envelope.get("tenant"), envelope.get("name"), envelope.get("payload")
+    if not (isinstance(tenant, str) and isinstance(name, str) and isinstance(payload, dict)):
+        return None
+    payload_id, chunk = payload.get("id"), payload.get("chunk_number", 1)
+    if isinstance(payload_id, int) and not isinstance(payload_id, bool):
+        payload_id = str(payload_id)
+    if chunk is None:
+        chunk = 1
+    if isinstance(chunk, float) and chunk.is_integer():
+        chunk = int(chunk)
+    if not (isinstance(payload_id, str) and payload_id and type(chunk) is int):
+        return None
+    key = (tenant, name, payload_id, chunk)
+    try:
+        json.dumps(key).encode()
+        "".join(key[:3]).encode("utf-8")
+    except (UnicodeEncodeError, ValueError):
+        return None
+    if any("\x00" in part for part in key[:3]):
+        return None
+    return key
+
+
+def _canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def classify(body: bytes, rules: Rules) -> Classified:
+    """Decide the status of a body and, for a valid handled event, its ledger effect."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        return Classified(QUARANTINED, f"body is not valid JSON: {error}")
+    except RecursionError:
+        return Classified(QUARANTINED, "body is not valid JSON: nested too deeply")
+    if not isinstance(document, dict):
+        return Classified(QUARANTINED, "body must be a JSON object with tenant, name and payload")
+
+    key = _lenient_key(document)
+    try:
+        content_hash = _sha(_canonical(document.get("payload")))
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        content_hash = _sha(body)
+    base = Classified(QUARANTINED, key=key, content_hash=content_hash)
+    if key is not None:
+        base = replace(base, tenant=key[0], name=key[1], payload_id=key[2], chunk_number=key[3])
+
+    try:
+        envelope = schemas.Envelope.model_validate(document)
+    except ValidationError as error:
+        return replace(base, error=schemas.describe(error))
+    base = replace(
+        base, tenant=envelope.tenant, name=envelope.name, published_at=envelope.published_at
+    )
+    if rules.tenants and envelope.tenant not in rules.tenants:
+        return replace(base, error=f"tenant {envelope.tenant!r} is not in INVSYNC_TENANTS")
+
+    model = schemas.PAYLOAD_MODELS.get(envelope.name)
+    if model is None:
+        return replace(base, status=IGNORED, error=None)
+    if key is None:
+        try:
+            schemas.Transaction.model_validate(envelope.payload)
+        except ValidationError as error:
+            return replace(base, error=schemas.describe(error, "payload."))
+        return replace(base, error="payload.id: missing or not a string")
+
+    try:
+        payload = model.model_validate(envelope.payload)
+    except ValidationError as error:
+        return replace(base, error=schemas.describe(error, "payload."))
+    base = replace(
+        base,
+        total_chunks=payload.total_chunks,
+        asn_id=getattr(payload, "asn_id", None),
+        shipment_ref=getattr(payload, "shipment_ref", None),
+    )
+    if payload.total_chunks is not None and payload.chunk_number > payload.total_chunks:
+        return replace(
+            base,
+            error=f"payload.chunk_number: {payload.chunk_number} is above "
+            f"total_chunks {payload.total_chunks}",
+        )
+    try:
+        effect = domain.translate(payload, envelope.published_at, rules.return_locations or {})
+    except domain.Unprocessable as error:
+        return replace(base, error=str(error))
+    return replace(base, status=ACCEPTED, effect=effect)
+
+
+def _insert(conn: Connection, values: dict[str, Any]) -> int | None:
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(inbound_event)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["slot"])
+        .returning(inbound_event.c.id)
+    )
+    return conn.execute(statement).scalar_one_or_none()
+
+
+def primary_slot(key: tuple[str, str, str, int]) -> str:
+    return _sha(json.dumps(key, ensure_ascii=False))
+
+
+def _row_values(
+    item: Classified, slot: str, body: bytes, content_type: str | None, now: datetime
+) -> dict[str, Any]:
+    effect = item.effect
+    return {
+        "slot": slot,
+        "tenant": item.tenant,
+        "name": item.name,
+        "payload_id": item.payload_id,
+        "chunk_number": item.chunk_number,
+        "total_chunks": item.total_chunks,
+        "status": item.status,
+        "error": item.error,
+        "content_hash": item.content_hash,
+        "location_id": effect.location_id if effect else None,
+        "occurred_at": effect.occurred_at if effect else None,
+        "published_at": item.published_at,
+        "asn_id": item.asn_id,
+        "shipment_ref": item.shipment_ref,
+        "raw_body": body,
+        "content_type": content_type,
+        "received_at": now,
+        "processed_at": now if item.status == ACCEPTED else None,
+    }
+
+
+def apply(conn: Connection, event_id: int, item: Classified, now: datetime) -> None:
+    """Write the ledger rows and the outbox message of an accepted event."""
+    assert item.effect is not None
+    assert item.key is not None
+    tenant, name, payload_id, chunk_number = item.key
+    source = ledger_service.Source(
+        event_id, tenant, name, payload_id, chunk_number, item.total_chunks, item.published_at
+    )
+    ledger_service.record(conn, source, item.effect, now)
+
+
+def store(
+    conn: Connection, item: Classified, body: bytes, content_type: str | None, now: datetime
+) -> Outcome:
+    """Store one classified body idempotently and apply it if accepted. Never commits."""
+    if item.key is None:
+        slot = "raw:" + _sha(body)
+        event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
+        if event_id is not None:
+            return Outcome(item.status, event_id, item.error)
+        existing = conn.execute(
+            select(inbound_event.c.id, inbound_event.c.status, inbound_event.c.error).where(
+                inbound_event.c.slot == slot
+            )
+        ).one()
+        return Outcome(existing.status, existing.id, existing.error)
+
+    slot = primary_slot(item.key)
+    event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
+    if event_id is not None:
+        if item.status == ACCEPTED:
+            apply(conn, event_id, item, now)
+        return Outcome(item.status, event_id, item.error)
+
+    known = conn.execute(
+        select(inbound_event.c.id, inbound_event.c.content_hash).where(inbound_event.c.slot == slot)
+    ).one()
+    if known.content_hash == item.content_hash:
+        return Outcome(DUPLICATE, known.id, f"already stored as event {known.id}")
+
+    # Same key, other content: keep it, visibly, without touching the ledger.
+    conflict = replace(
+        item,
+        status=QUARANTINED,
+        effect=None,
+        error=f"dedupe key already used by event {known.id} with different content",
+    )
+    variant = slot + ":" + (item.content_hash or "")[:15]
+    event_id = _insert(conn, _row_values(conflict, variant, body, content_type, now))
+    if event_id is not None:
+        return Outcome(QUARANTINED, event_id, conflict.error)
+    existing_variant = conn.execute(
+        select(inbound_event.c.id).where(inbound_event.c.slot == variant)
+    ).scalar_one()
+    return Outcome(DUPLICATE, existing_variant, f"already stored as event {existing_variant}")
+
+
+def store_failure(
+    conn: Connection, body: bytes, content_type: str | None, error: str, now: datetime
+) -> Outcome:
+    """Keep a body whose processing failed unexpectedly, so nothing acknowledged is lost."""
+    item = Classified(QUARANTINED, error=error, content_hash=_sha(body))
+    return store(conn, item, body, content_type, now)
+
+
+def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outcome | None:
+    """Re-process a quarantined event with today's code and rules. None if no such event.
+
+    Idempotent: an event that is no longer quarantined is left exactly as it is.
+    """
+    lock = select(inbound_event).where(inbound_event.c.id == event_id)
+    if conn.dialect.name == "postgresql":
+        lock = lock.with_for_update()
+    row = conn.execute(lock).one_or_none()
+    if row is None:
+        return None
+    if row.status != QUARANTINED:
+        return Outcome(row.status, row.id, f"event is {row.status}; nothing to replay")
+
+    item = classify(row.raw_body, rules)
+    slot = row.slot
+    wanted = primary_slot(item.key) if item.key is not None else slot
+    if wanted != slot:
+        holder = conn.execute(
+            select(inbound_event.c.id).where(inbound_event.c.slot == wanted)
+        ).scalar_one_or_none()
+        if holder is not None:
+            item = replace(
+                item,
+                status=QUARANTINED,
+                effect=None,
+                error=f"dedupe key already used by event {holder} with different content",
+            )
+        else:
+            slot = wanted
+
+    values = _row_values(item, slot, row.raw_body, row.content_type, row.received_at)
+    values["replayed_at"] = now
+    values["processed_at"] = now if item.status == ACCEPTED else None
+    conn.execute(update(inbound_event).where(inbound_event.c.id == event_id).values(values))
+    if item.status == ACCEPTED:
+        apply(conn, event_id, item, now)
+    return Outcome(item.status, event_id, item.error)
