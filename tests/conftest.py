@@ -29,15 +29,16 @@ POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.
 REQUIRE_POSTGRES = os.environ.get("INVSYNC_REQUIRE_POSTGRES") == "1"
 
 
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def _database_name() -> str:
+    # Unique per process: xdist workers, and several test runs at once, never share one.
+    return f"invsync_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A freshly created, migrated PostgreSQL database of this worker's own."""
     admin_dsn = POSTGRES_URL
-    name = f"invsync_test_{_worker()}"
+    name = _database_name()
     try:
         with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
