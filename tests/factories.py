@@ -162,3 +162,32 @@ def stock(client: TestClient, **filters: Any) -> list[dict[str, Any]]:
         if not page["next_cursor"]:
             return items
         params["cursor"] = page["next_cursor"]
+
+
+def post_raw(
+    client: TestClient, content: bytes | str, headers: dict[str, str] | None = None
+) -> Any:
+    """Post a body as-is with the webhook key; returns the response, whatever its status."""
+    return client.post("/webhooks/newstore", content=content, headers=headers or webhook_headers())
+
+
+def event(client: TestClient, event_id: int) -> dict[str, Any]:
+    response = client.get(f"/v1/events/{event_id}", headers=read_headers())
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def raw(client: TestClient, event_id: int) -> Any:
+    return client.get(f"/v1/events/{event_id}/raw", headers=read_headers())
+
+
+def events(client: TestClient, **filters: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000, **filters}
+    while True:
+        page = client.get("/v1/events", params=params, headers=read_headers()).json()
+        items.extend(page["items"])
+        if not page["next_cursor"]:
+            return items
+        params["cursor"] = page["next_cursor"]
