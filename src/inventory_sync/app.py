@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
 
-from inventory_sync import __version__, credentials, health, migrate
-from inventory_sync.auth import Keyring
+from inventory_sync import __version__, health, migrate
+from inventory_sync.auth import Keyring, load_keyring
 from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.errors import register_error_handlers
 from inventory_sync.events import router as events_router
@@ -26,36 +25,11 @@ log = logging.getLogger("inventory_sync.app")
 INTAKE_THREADS = 16
 
 
-def announce(generated: credentials.Generated, variable: str) -> None:
-    """Show a freshly generated secret once, on the terminal, never in the structured log."""
-    label = "webhook key" if generated.kind == credentials.WEBHOOK_KEY else "admin token"
-    sys.stderr.write(
-        f"\n  Generated {label} (shown only now; set {variable} to use your own):\n"
-        f"    {generated.secret}\n\n"
-    )
-    sys.stderr.flush()
-
-
 def prepare(settings: Settings, db: Database) -> Keyring:
     """Create the embedded schema if needed and load the credentials the service accepts."""
     if db.is_sqlite:
         migrate.upgrade(db)
-    generated_webhook = generated_admin = None
-    needs_webhook = not settings.webhook_keys
-    needs_admin = not settings.admin_tokens and not settings.ops_tokens
-    if (needs_webhook or needs_admin) and migrate.schema_problem(db) is None:
-        with db.transaction() as conn:
-            if needs_webhook:
-                webhook = credentials.ensure(conn, credentials.WEBHOOK_KEY)
-                generated_webhook = webhook.sha256
-            if needs_admin:
-                admin = credentials.ensure(conn, credentials.ADMIN_TOKEN)
-                generated_admin = admin.sha256
-        if needs_webhook and webhook.secret:
-            announce(webhook, "INVSYNC_WEBHOOK_KEYS")
-        if needs_admin and admin.secret:
-            announce(admin, "INVSYNC_ADMIN_TOKENS")
-    return Keyring.from_settings(settings, generated_webhook, generated_admin)
+    return load_keyring(settings, db)
 
 
 def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sqlalchemy import exc
+
 from inventory_sync.db import DatabaseUnavailable
 
 PROBLEM = "application/problem+json"
@@ -88,8 +90,11 @@ def register_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(i['loc'])}: {i['msg']}" for i in issues) or "invalid request"
         return problem(422, detail, code="invalid_request", extra={"errors": issues})
 
+    @app.exception_handler(exc.DBAPIError)
     @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(_request: Request, _error: DatabaseUnavailable) -> JSONResponse:
+    async def _unavailable(_request: Request, _error: Exception) -> JSONResponse:
+        # A database error that is not the request's fault (server gone, schema missing while
+        # an upgrade runs): a retryable 503, never a bare 500.
         return problem(
             503,
             "the database is unavailable; retry later",

@@ -35,6 +35,15 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def _unavailable() -> JSONResponse:
+    return problem(
+        503,
+        "the database is unavailable; retry later",
+        code="database_unavailable",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 class _TooLarge(Exception):
     pass
 
@@ -69,8 +78,14 @@ def process(
         # keep the raw body as quarantined, where replay can pick it up once fixed.
         log.exception("webhook.processing_failed")
         reason = f"could not be processed: {type(error).__name__}: {str(error)[:300]}"
-        with db.transaction() as conn:
-            return service.store_failure(conn, body, content_type, reason, now)
+        try:
+            with db.transaction() as conn:
+                return service.store_failure(conn, body, content_type, reason, now)
+        except Exception as second:
+            # Not even the raw body can be stored (e.g. the schema is missing): answer 503 so
+            # NewStore redelivers; nothing was acknowledged.
+            log.exception("webhook.store_failed")
+            raise DatabaseUnavailable(f"cannot store events: {type(second).__name__}") from second
 
 
 @router.post(
@@ -97,8 +112,15 @@ async def receive(request: Request) -> Any:
     """
     started = time.perf_counter()
     state = request.app.state
+    keyring = state.keyring
+    if not keyring.complete:
+        try:
+            keyring = await anyio.to_thread.run_sync(auth.current_keyring, request)
+        except DatabaseUnavailable:
+            metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
+            return _unavailable()
     token = auth.bearer_token(request.headers.get("authorization"))
-    if token is None or not credentials.matches(token, state.keyring.webhook):
+    if token is None or not credentials.matches(token, keyring.webhook):
         metrics.WEBHOOK_REJECTED.labels("unauthorized").inc()
         return problem(
             401,
@@ -131,12 +153,7 @@ async def receive(request: Request) -> Any:
     except DatabaseUnavailable as error:
         log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
         metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
-        return problem(
-            503,
-            "the database is unavailable; retry later",
-            code="database_unavailable",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        return _unavailable()
     metrics.observe_intake(outcome.status, started)
     log.info("webhook.received", extra={"status": outcome.status, "event_id": outcome.event_id})
     return JSONResponse(
