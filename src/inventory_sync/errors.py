@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from sqlalchemy import exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inventory_sync.db import DatabaseUnavailable
 
