@@ -15,6 +15,7 @@ from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.errors import register_error_handlers
 from inventory_sync.events import router as events_router
 from inventory_sync.ledger import router as ledger_router
+from inventory_sync.reconciliation import router as reconciliation_router
 from inventory_sync.settings import Settings
 from inventory_sync.webhooks import router as webhook_router
 from inventory_sync.webhooks.service import Rules
@@ -65,5 +66,6 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     app.include_router(webhook_router.router)
     app.include_router(events_router.router)
     app.include_router(ledger_router.router)
+    app.include_router(reconciliation_router.router)
     app.include_router(health.router)
     return app

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, union
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union,
+)
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso
@@ -99,6 +110,27 @@ class StockFilter:
 KEY = ("tenant", "location_id", "stock_location", "product_id")
 
 
+def moved_since(
+    key: Sequence[ColumnElement[Any]],
+    after: ColumnElement[Any],
+    upto: ColumnElement[Any] | None = None,
+) -> ScalarSelect[Any]:
+    """Sum of the non-count movements of one position that `stock_positions` adds to its anchor.
+
+    `key` gives the position's (tenant, location_id, stock_location, product_id) columns of an
+    enclosing query. Movements count when `occurred_at` is strictly after `after` (every
+    movement when `after` is NULL, i.e. not anchored) and, if `upto` is given, not after it.
+    """
+    conditions = [
+        *(m.c[name] == column for name, column in zip(KEY, key, strict=True)),
+        m.c.kind != Kind.COUNT_VARIANCE.value,
+        or_(after.is_(None), m.c.occurred_at > after),
+    ]
+    if upto is not None:
+        conditions.append(m.c.occurred_at <= upto)
+    return select(func.coalesce(func.sum(m.c.quantity), 0)).where(*conditions).scalar_subquery()
+
+
 def stock_positions(
     conn: Connection, where: StockFilter, limit: int, after: list[str] | None
 ) -> list[dict[str, Any]]:
@@ -147,15 +179,7 @@ def stock_positions(
     ).subquery("position_key")
     key_columns = [keys.c[name] for name in KEY]
 
-    moved = (
-        select(func.coalesce(func.sum(m.c.quantity), 0))
-        .where(
-            *(m.c[name] == keys.c[name] for name in KEY),
-            m.c.kind != Kind.COUNT_VARIANCE.value,
-            or_(anchors.c.counted_at.is_(None), m.c.occurred_at > anchors.c.counted_at),
-        )
-        .scalar_subquery()
-    )
+    moved = moved_since([keys.c[name] for name in KEY], anchors.c.counted_at)
     query = (
         select(
             *key_columns,
