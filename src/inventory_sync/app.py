@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from inventory_sync import __version__, health, migrate
 from inventory_sync.auth import Keyring, load_keyring
 from inventory_sync.db import Database, DatabaseUnavailable
+from inventory_sync.erp_sync import router as erp_sync_router
+from inventory_sync.erp_sync import worker as erp_worker
 from inventory_sync.errors import register_error_handlers
 from inventory_sync.events import router as events_router
 from inventory_sync.ledger import router as ledger_router
@@ -52,7 +54,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         app.state.intake_limiter = anyio.CapacityLimiter(INTAKE_THREADS)
         app.state.run_worker = run_worker
         try:
-            yield
+            if run_worker:
+                async with erp_worker.running(settings, db):
+                    yield
+            else:
+                yield
         finally:
             db.dispose()
 
@@ -66,6 +72,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
     app.include_router(webhook_router.router)
     app.include_router(events_router.router)
     app.include_router(ledger_router.router)
+    app.include_router(erp_sync_router.router)
     app.include_router(reconciliation_router.router)
     app.include_router(health.router)
     return app

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from inventory_sync import logs, migrate
 from inventory_sync.db import Database, DatabaseUnavailable
+from inventory_sync.erp_sync import commands as erp_commands
 from inventory_sync.settings import ConfigurationError, Settings, load_settings
 
 cli = typer.Typer(
@@ -21,6 +22,9 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.command("worker")(erp_commands.worker)
+cli.command("erp-standin")(erp_commands.erp_standin)
+cli.add_typer(erp_commands.sync_cli, name="sync")
 
 # Tells the app factory, in each uvicorn process, whether to run the in-process worker.
 _IN_PROCESS_WORKER = "INVSYNC_SERVE_IN_PROCESS_WORKER"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso, utcnow
-from inventory_sync.erp_sync.models import outbox_message
+from inventory_sync.erp_sync.models import outbox_message, sync_attempt
+
+m = outbox_message
+SUMMARY = [c for c in m.c if c.name != "document"]
 
 
 def message_json(row: Any) -> dict[str, Any]:
@@ -26,6 +31,8 @@ def message_json(row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "delivered_at": iso(row.delivered_at),
+        "claimed_by": row.claimed_by,
+        "claimed_until": iso(row.claimed_until),
     }
 
 
@@ -51,3 +58,54 @@ def backlog(conn: Connection) -> dict[str, Any]:
     ).scalar_one()
     age = None if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
     return {**counts, "oldest_pending_age_seconds": age}
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    status: str | None = None
+    type: str | None = None
+    event_id: int | None = None
+    tenant: str | None = None
+    location_id: str | None = None
+
+
+def list_messages(
+    conn: Connection, where: MessageFilter, limit: int, after: int | None
+) -> list[dict[str, Any]]:
+    """Messages in the order their events were accepted (by `event_id`), after a cursor."""
+    query = select(*SUMMARY).order_by(m.c.event_id).limit(limit)
+    for column, value in (
+        (m.c.status, where.status),
+        (m.c.type, where.type),
+        (m.c.event_id, where.event_id),
+        (m.c.tenant, where.tenant),
+        (m.c.location_id, where.location_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if after is not None:
+        query = query.where(m.c.event_id > after)
+    return [message_json(row) for row in conn.execute(query)]
+
+
+def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
+    """One message with its document and every delivery attempt, oldest first."""
+    row = conn.execute(select(m).where(m.c.id == message_id)).one_or_none()
+    if row is None:
+        return None
+    body = message_json(row)
+    body["document"] = json.loads(row.document)
+    a = sync_attempt
+    attempts = conn.execute(select(a).where(a.c.message_id == message_id).order_by(a.c.id)).all()
+    body["attempt_log"] = [
+        {
+            "attempted_at": iso(r.attempted_at),
+            "status_code": r.status_code,
+            "error": r.error,
+            "duration_ms": r.duration_ms,
+            "outcome": r.outcome,
+            "worker": r.worker,
+        }
+        for r in attempts
+    ]
+    return body
