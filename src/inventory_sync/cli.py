@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from inventory_sync import logs, migrate
 from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.erp_sync import commands as erp_commands
+from inventory_sync.events import commands as event_commands
+from inventory_sync.reconciliation import commands as reconciliation_commands
 from inventory_sync.settings import ConfigurationError, Settings, load_settings
 
 cli = typer.Typer(
@@ -25,6 +27,8 @@ cli.add_typer(db_cli, name="db")
 cli.command("worker")(erp_commands.worker)
 cli.command("erp-standin")(erp_commands.erp_standin)
 cli.add_typer(erp_commands.sync_cli, name="sync")
+cli.add_typer(event_commands.events_cli, name="events")
+cli.command("status")(reconciliation_commands.status)
 
 # Tells the app factory, in each uvicorn process, whether to run the in-process worker.
 _IN_PROCESS_WORKER = "INVSYNC_SERVE_IN_PROCESS_WORKER"
