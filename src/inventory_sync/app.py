@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from inventory_sync import __version__, health, migrate
+from inventory_sync import __version__, health, logs, metrics, migrate
 from inventory_sync.auth import Keyring, load_keyring
 from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.erp_sync import router as erp_sync_router
@@ -69,10 +69,12 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     register_error_handlers(app)
+    app.add_middleware(logs.RequestIdMiddleware)
     app.include_router(webhook_router.router)
     app.include_router(events_router.router)
     app.include_router(ledger_router.router)
     app.include_router(erp_sync_router.router)
     app.include_router(reconciliation_router.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

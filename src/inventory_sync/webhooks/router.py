@@ -154,7 +154,7 @@ async def receive(request: Request) -> Any:
         log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
         metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
         return _unavailable()
-    metrics.observe_intake(outcome.status, started)
+    metrics.observe_intake(outcome.status, started, outcome.name)
     log.info("webhook.received", extra={"status": outcome.status, "event_id": outcome.event_id})
     return JSONResponse(
         {"status": outcome.status, "event_id": outcome.event_id, "detail": outcome.detail}

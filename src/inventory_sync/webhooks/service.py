@@ -63,6 +63,8 @@ class Outcome:
     status: str
     event_id: int | None
     detail: str | None = None
+    name: str | None = None
+    """The event's `name`, when the body had one; only for metrics labels."""
 
 
 def _sha(data: bytes | str) -> str:
@@ -221,26 +223,26 @@ def store(
         slot = "raw:" + _sha(body)
         event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
         if event_id is not None:
-            return Outcome(item.status, event_id, item.error)
+            return Outcome(item.status, event_id, item.error, name=item.name)
         existing = conn.execute(
             select(inbound_event.c.id, inbound_event.c.status, inbound_event.c.error).where(
                 inbound_event.c.slot == slot
             )
         ).one()
-        return Outcome(existing.status, existing.id, existing.error)
+        return Outcome(existing.status, existing.id, existing.error, name=item.name)
 
     slot = primary_slot(item.key)
     event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
     if event_id is not None:
         if item.status == ACCEPTED:
             apply(conn, event_id, item, now)
-        return Outcome(item.status, event_id, item.error)
+        return Outcome(item.status, event_id, item.error, name=item.name)
 
     known = conn.execute(
         select(inbound_event.c.id, inbound_event.c.content_hash).where(inbound_event.c.slot == slot)
     ).one()
     if known.content_hash == item.content_hash:
-        return Outcome(DUPLICATE, known.id, f"already stored as event {known.id}")
+        return Outcome(DUPLICATE, known.id, f"already stored as event {known.id}", name=item.name)
 
     # Same key, other content: keep it, visibly, without touching the ledger.
     conflict = replace(
@@ -252,11 +254,13 @@ def store(
     variant = slot + ":" + (item.content_hash or "")[:15]
     event_id = _insert(conn, _row_values(conflict, variant, body, content_type, now))
     if event_id is not None:
-        return Outcome(QUARANTINED, event_id, conflict.error)
+        return Outcome(QUARANTINED, event_id, conflict.error, name=item.name)
     existing_variant = conn.execute(
         select(inbound_event.c.id).where(inbound_event.c.slot == variant)
     ).scalar_one()
-    return Outcome(DUPLICATE, existing_variant, f"already stored as event {existing_variant}")
+    return Outcome(
+        DUPLICATE, existing_variant, f"already stored as event {existing_variant}", name=item.name
+    )
 
 
 def store_failure(
@@ -279,7 +283,9 @@ def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outc
     if row is None:
         return None
     if row.status != QUARANTINED:
-        return Outcome(row.status, row.id, f"event is {row.status}; nothing to replay")
+        return Outcome(
+            row.status, row.id, f"event is {row.status}; nothing to replay", name=row.name
+        )
 
     item = classify(row.raw_body, rules)
     slot = row.slot
@@ -304,4 +310,4 @@ def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outc
     conn.execute(update(inbound_event).where(inbound_event.c.id == event_id).values(values))
     if item.status == ACCEPTED:
         apply(conn, event_id, item, now)
-    return Outcome(item.status, event_id, item.error)
+    return Outcome(item.status, event_id, item.error, name=item.name)

@@ -1,0 +1,158 @@
+"""`/metrics`, the request id in answers and logs, and `/readyz` with a schema behind head."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, select, text
+
+from inventory_sync import logs, migrate
+from inventory_sync.db import Database, utcnow
+from inventory_sync.erp_sync.models import outbox_message, sync_attempt
+from inventory_sync.settings import Settings
+from tests import factories as f
+
+
+class TestMetrics:
+    def test_deliveries_by_outcome(self, client: TestClient, db: Database) -> None:
+        f.post(client, f.received(("A", 1)))
+        with db.transaction() as conn:
+            message_id = conn.execute(select(outbox_message.c.id)).scalar_one()
+            conn.execute(
+                insert(sync_attempt),
+                [
+                    {
+                        "message_id": message_id,
+                        "attempted_at": utcnow(),
+                        "duration_ms": 5,
+                        "status_code": code,
+                        "outcome": outcome,
+                    }
+                    for code, outcome in ((503, "retry"), (503, "retry"), (200, "delivered"))
+                ],
+            )
+        body = client.get("/metrics").text
+        assert 'invsync_erp_deliveries_total{outcome="retry"} 2.0' in body
+        assert 'invsync_erp_deliveries_total{outcome="delivered"} 1.0' in body
+
+    def test_metrics_need_no_token_and_show_the_figures(self, client: TestClient) -> None:
+        f.post(client, f.received(("A", 3), ("B", 1)))
+        f.post(client, f.adjustment(("A", 1)))
+        f.post(client, f.received(("A", -1)))
+        response = client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        body = response.text
+        for sample in (
+            'invsync_stored_events{name="inventory_transaction.items_received",'
+            'status="accepted"} 1.0',
+            'invsync_stored_events{name="inventory_transaction.items_received",'
+            'status="quarantined"} 1.0',
+            'invsync_ledger_movements_total{kind="receipt"} 2.0',
+            'invsync_ledger_movements_total{kind="adjustment"} 2.0',
+            'invsync_outbox_messages{status="pending"} 2.0',
+            'invsync_outbox_messages{status="dead"} 0.0',
+            "invsync_database_up 1.0",
+        ):
+            assert sample in body
+        assert "invsync_outbox_oldest_pending_age_seconds " in body
+        assert "# TYPE invsync_erp_deliveries_total counter" in body
+        assert "invsync_webhook_seconds_bucket" in body
+        # Process counters are global to the test process: only their presence is certain.
+        assert 'invsync_events_total{name="inventory_transaction.adjustment_created"' in body
+
+    def test_metrics_reveal_no_secret(self, settings: Settings, client: TestClient) -> None:
+        f.post(client, f.received(("A", 1)))
+        body = client.get("/metrics").text
+        secrets = [k.get_secret_value() for k in settings.webhook_keys]
+        secrets += [t.get_secret_value() for t in [*settings.ops_tokens, *settings.admin_tokens]]
+        secrets.append(settings.database_url)
+        for secret in secrets:
+            assert secret not in body
+        assert f.TENANT not in body
+
+    def test_database_outage_is_not_an_error(self, client: TestClient) -> None:
+        app_db: Database = client.app.state.db  # type: ignore[attr-defined]
+        app_db.engine.dispose()
+        broken = Database("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
+        client.app.state.db = broken  # type: ignore[attr-defined]
+        try:
+            response = client.get("/metrics")
+            assert response.status_code == 200
+            assert "invsync_database_up 0.0" in response.text
+        finally:
+            client.app.state.db = app_db  # type: ignore[attr-defined]
+            broken.dispose()
+
+
+@pytest.fixture
+def json_logs(settings: Settings) -> Iterator[io.StringIO]:
+    """The service's own JSON log configuration, writing into a buffer."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure(settings)
+    buffer = io.StringIO()
+    [handler] = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+class TestRequestId:
+    def test_given_id_is_returned(self, client: TestClient) -> None:
+        response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+        assert response.headers["x-request-id"] == "abc-123"
+
+    def test_missing_or_unsafe_id_is_replaced(self, client: TestClient) -> None:
+        made = client.get("/healthz").headers["x-request-id"]
+        assert len(made) == 32
+        unsafe = client.get("/healthz", headers={"X-Request-ID": "a b\tc"})
+        assert unsafe.headers["x-request-id"] not in ("a b\tc", made)
+
+    def test_errors_carry_the_id_too(self, client: TestClient) -> None:
+        response = client.get("/v1/ledger", headers={"X-Request-ID": "req-401"})
+        assert response.status_code == 401
+        assert response.headers["x-request-id"] == "req-401"
+
+    def test_log_lines_carry_the_id(self, client: TestClient, json_logs: io.StringIO) -> None:
+        response = client.post(
+            "/webhooks/newstore",
+            content=json.dumps(f.received(("A", 1))),
+            headers={**f.webhook_headers(), "X-Request-ID": "trace-42"},
+        )
+        assert response.status_code == 200
+        lines = [json.loads(line) for line in json_logs.getvalue().splitlines() if line]
+        [received] = [line for line in lines if line.get("event") == "webhook.received"]
+        assert received["request_id"] == "trace-42"
+        assert received["status"] == "accepted"
+        assert f.WEBHOOK_KEY not in json.dumps(lines)
+
+
+class TestReadiness:
+    def test_schema_behind_head_is_not_ready(self, client: TestClient, db: Database) -> None:
+        assert client.get("/readyz").status_code == 200
+        with db.transaction() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+        try:
+            response = client.get("/readyz")
+            assert response.status_code == 503
+            body = response.json()
+            assert body["status"] == "not_ready"
+            assert "behind head" in body["reason"]
+            assert response.headers["retry-after"]
+        finally:
+            with db.transaction() as conn:
+                conn.execute(
+                    text("UPDATE alembic_version SET version_num = :head"),
+                    {"head": migrate.head()},
+                )
+        assert client.get("/readyz").status_code == 200
