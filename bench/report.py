@@ -1,0 +1,297 @@
+"""Turn bench results into a markdown table, a chart and a profile summary.
+
+python bench/report.py bench/results/latest/results.json   # rewrite results.md and chart
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+# Innermost matching frame decides where a sample's time goes.
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("hashlib / uuid", r"hashlib|uuid\.py"),
+    ("json encode/decode", r"/json/"),
+    ("pydantic validation", r"pydantic|webhooks/schemas\.py"),
+    ("logging", r"/logging/|structlog|inventory_sync/logs\.py"),
+    ("psycopg (driver, incl. adapting parameters)", r"psycopg"),
+    ("SQLAlchemy (compile, execute, pool, types)", r"sqlalchemy"),
+    ("ledger domain.translate", r"ledger/domain\.py"),
+    ("ERP document build", r"erp_sync/document\.py"),
+    ("other product code", r"inventory_sync/"),
+    ("HTTP: uvicorn / starlette / fastapi", r"uvicorn|starlette|fastapi|httptools|h11"),
+    ("asyncio / anyio / threads", r"asyncio|anyio|threading|concurrent"),
+)
+
+KEY_FUNCTIONS = (
+    "receive (inventory_sync/webhooks/router.py)",
+    "process (inventory_sync/webhooks/router.py)",
+    "classify (inventory_sync/webhooks/service.py)",
+    "_canonical (inventory_sync/webhooks/service.py)",
+    "model_validate (pydantic/main.py)",
+    "translate (inventory_sync/ledger/domain.py)",
+    "store (inventory_sync/webhooks/service.py)",
+    "record (inventory_sync/ledger/service.py)",
+    "build (inventory_sync/erp_sync/document.py)",
+    "enqueue (inventory_sync/erp_sync/outbox.py)",
+    "transaction (inventory_sync/db.py)",
+    "_do_ping_w_event (sqlalchemy/engine/default.py)",
+)
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
+
+
+def _frame(text: str) -> tuple[str, str]:
+    match = _FRAME.match(text.strip())
+    if match is None:
+        return text.strip(), ""
+    path = match["file"]
+    for marker in ("site-packages/", "src/", "lib/python3.11/", "lib/python3.12/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return match["func"], path
+
+
+def summarise_profile(collapsed: str) -> dict[str, Any]:
+    """py-spy `--format raw` (collapsed stacks) to shares of CPU samples."""
+    total = 0
+    by_category: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame(part) for part in stack.split(";")]
+        names = [f"{func} ({path})" for func, path in frames]
+        for name in set(names):
+            inclusive[name] += count
+        leaf[names[-1]] += count
+        category = "other (C extensions, interpreter)"
+        for func, path in reversed(frames):
+            found = next((label for label, pattern in CATEGORIES if re.search(pattern, path)), None)
+            if found is not None:
+                category = found
+                break
+            del func
+        by_category[category] += count
+    if total == 0:
+        return {"samples": 0}
+
+    def share(counter: Counter[str], n: int) -> list[tuple[str, float]]:
+        return [(name, round(100 * value / total, 1)) for name, value in counter.most_common(n)]
+
+    return {
+        "samples": total,
+        "categories_pct": share(by_category, 20),
+        "key_functions_pct": [
+            (name, round(100 * inclusive[name] / total, 1))
+            for name in KEY_FUNCTIONS
+            if inclusive[name]
+        ],
+        "top_inclusive_pct": share(inclusive, 40),
+        "top_self_pct": share(leaf, 25),
+    }
+
+
+def _ms(cell: dict[str, Any]) -> str:
+    return "/".join(f"{cell[k]:.0f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
+
+
+def table(results: dict[str, Any]) -> str:
+    baseline = {(c["items"], c["connections"], c["dup"]): c for c in results.get("baseline", [])}
+    rows = [
+        "| items/event | conns | dups | product ev/s | baseline ev/s | **ratio** | product "
+        "items/s | product p50/p90/p99/max ms | baseline p50/p90/p99/max ms | errors p/b | "
+        "product RSS max MB | acked all stored |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
+    ]
+    for cell in results.get("product", []):
+        base = baseline.get((cell["items"], cell["connections"], cell["dup"]))
+        ratio = f"**{cell['events_s'] / base['events_s']:.2f}**" if base else "-"
+        ok = cell["ack_check"] and cell["ledger_check"] and (not base or base["ack_check"])
+        rows.append(
+            f"| {cell['items']} | {cell['connections']} | {cell['dup']:.0%} | "
+            f"{cell['events_s']:.0f} | {base['events_s'] if base else 0:.0f} | {ratio} | "
+            f"{cell['items_s']:.0f} | {_ms(cell)} | {_ms(base) if base else '-'} | "
+            f"{cell['errors']}/{base['errors'] if base else '-'} | "
+            f"{cell['rss_max_mb'] or 0:.0f} | {'yes' if ok else 'NO'} |"
+        )
+    return "\n".join(rows)
+
+
+def extras(results: dict[str, Any]) -> str:
+    lines = []
+    floor = results.get("floor", [])
+    if floor:
+        parts = ", ".join(
+            f"{c['connections']} conns {c['events_s']:.0f} req/s (p99 {c['p99_ms']:.1f} ms)"
+            for c in floor
+        )
+        lines.append(f"- HTTP floor (baseline `POST /noop`, 50-item body): {parts}")
+    sus = results.get("sustained")
+    if sus:
+        lines.append(
+            f"- Sustained {sus['elapsed_s']:.0f} s at {sus['rate_target']:.0f} ev/s (half the "
+            f"product's max at 50 items), achieved {sus['rate_achieved']:.0f} ev/s: p50 "
+            f"{sus['p50_ms']:.1f} ms, p90 {sus['p90_ms']:.1f} ms, **p99 {sus['p99_ms']:.1f} "
+            f"ms**, max {sus['max_ms']:.0f} ms, answers over 1 s: **{sus['over_1s']}**, "
+            f"errors {sus['errors']}"
+        )
+        lines.append(
+            f"- Acknowledged events checked by payload id: {sus['acked']}, missing in the "
+            f"database: **{sus['acked_missing_in_db']}**, with a wrong number of ledger rows: "
+            f"{sus['acked_with_wrong_ledger_rows']}"
+        )
+        lines.append(
+            f"- Product RSS during the sustained run: first 10 s {sus['rss_first_10s_mb']:.0f} "
+            f"MB, last 10 s {sus['rss_last_10s_mb']:.0f} MB, max {sus['rss_max_mb']:.0f} MB"
+        )
+    pre = results.get("prefilled")
+    if pre:
+        lines.append(
+            f"- Ledger pre-filled with {pre['rows']:,} rows: {pre['prefilled']['events_s']:.0f} "
+            f"ev/s vs {pre['empty']['events_s']:.0f} ev/s empty, **ratio {pre['ratio']:.2f}** "
+            f"(p99 {pre['prefilled']['p99_ms']:.0f} vs {pre['empty']['p99_ms']:.0f} ms)"
+        )
+    drain = results.get("drain")
+    if drain:
+        if drain.get("documents_s") is not None:
+            lines.append(
+                f"- Worker drain ({drain['how']}): {drain['delivered']} documents, "
+                f"**{drain['documents_s']:.0f} documents/s** "
+                f"({drain['documents_s_including_startup']:.0f}/s including start-up)"
+            )
+        else:
+            lines.append(f"- Worker drain: not measured ({drain['how']})")
+    won = results.get("worker_on")
+    if won:
+        after = won["drain_after_run"]
+        rate = after.get("documents_s")
+        drained = f"{rate:.0f} documents/s" if won["delivered_during_run"] and rate else "none"
+        lines.append(
+            f"- Worker on vs off (50 items, 16 conns): {won['on']['events_s']:.0f} vs "
+            f"{won['off']['events_s']:.0f} ev/s, **ratio {won['ratio']:.2f}**; documents "
+            f"delivered during the run: {won['delivered_during_run']}; in-process drain after "
+            f"the run: {drained}"
+        )
+    return "\n".join(lines)
+
+
+def profile_md(results: dict[str, Any]) -> str:
+    prof = results.get("profile")
+    if not prof or not prof.get("samples"):
+        return f"Profile: {prof.get('skipped', 'none') if prof else 'none'}"
+    lines = [
+        f"Profile: {prof['samples']} CPU samples of the product process (py-spy, 200 Hz, idle "
+        f"excluded) at 50 items/event, 16 connections "
+        f"({prof.get('events_s_while_profiling', 0):.0f} ev/s while sampled).",
+        "",
+        "| where (innermost frame) | % of samples |",
+        "|---|---:|",
+        *(f"| {name} | {pct} |" for name, pct in prof["categories_pct"]),
+        "",
+        "| function (inclusive) | % of samples |",
+        "|---|---:|",
+        *(f"| `{name}` | {pct} |" for name, pct in prof["key_functions_pct"]),
+    ]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> str:
+    """Events/s by items per event and by connections (0% duplicates); PNG or ASCII."""
+    series: dict[tuple[str, int], dict[int, float]] = {}
+    for app in ("product", "baseline"):
+        for cell in results.get(app, []):
+            if cell["dup"] == 0.0:
+                series.setdefault((app, cell["connections"]), {})[cell["items"]] = cell["events_s"]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ascii_chart(series)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=90)
+    for (app, conns), points in sorted(series.items()):
+        xs = sorted(points)
+        left.plot(
+            xs,
+            [points[x] for x in xs],
+            marker="o",
+            linestyle="-" if app == "product" else "--",
+            label=f"{app}, {conns} conns",
+        )
+    for cell in results.get("floor", []):
+        left.axhline(cell["events_s"], color="grey", linewidth=0.6)
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("items per event")
+    left.set_ylabel("events/s")
+    left.set_title("events/s by items per event (0% dups; grey: HTTP floor)", fontsize=9)
+    left.legend(fontsize=7)
+    items = sorted({x for points in series.values() for x in points})
+    width = 0.2
+    for index, (app, conns) in enumerate(sorted(series)):
+        points = series[(app, conns)]
+        right.bar(
+            [i + (index - 1.5) * width for i in range(len(items))],
+            [points.get(x, 0) for x in items],
+            width,
+            label=f"{app}, {conns} conns",
+        )
+    right.set_xticks(range(len(items)), [f"{x} items" for x in items])
+    right.set_yscale("log")
+    right.set_ylabel("events/s")
+    right.set_title("events/s by connections", fontsize=9)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return f"![events/s by items per event and by connections]({path.name})"
+
+
+def ascii_chart(series: dict[tuple[str, int], dict[int, float]]) -> str:
+    peak = max((v for points in series.values() for v in points.values()), default=1.0)
+    lines = ["```"]
+    for (app, conns), points in sorted(series.items()):
+        for items, value in sorted(points.items()):
+            bar = "#" * max(1, round(50 * value / peak))
+            lines.append(f"{app:8s} c{conns:<2d} {items:3d} items {value:7.0f} {bar}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    machine = results.get("machine", {})
+    text = "\n\n".join(
+        [
+            f"Command: `{results.get('command')}` · {machine.get('nproc')} cores "
+            f"{machine.get('cpu')}, {machine.get('memory')}, PostgreSQL "
+            f"{machine.get('postgresql')}, Python {machine.get('python')}, commit "
+            f"{machine.get('git_commit')}, {machine.get('started_at')}, load average at start "
+            f"{_load(machine.get('load_average_at_start'))} and end "
+            f"{_load(machine.get('load_average_at_end'))}",
+            table(results),
+            extras(results),
+            chart(results, out / "chart.png"),
+            profile_md(results),
+        ]
+    )
+    (out / "results.md").write_text(text + "\n")
+
+
+def _load(value: Any) -> str:
+    return "/".join(f"{v:.2f}" for v in value) if value else "?"
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1])
+    write(json.loads(source.read_text()), source.parent)
+    print(source.parent / "results.md")

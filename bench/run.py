@@ -1,0 +1,759 @@
+"""Run the whole intake benchmark: product vs baseline, on loopback, against local PostgreSQL.
+
+    .venv/bin/python bench/run.py            # full run, about 10 minutes
+    .venv/bin/python bench/run.py --quick    # smoke run, about 2 minutes
+
+Creates fresh databases (invsync_bench_product, invsync_bench_baseline), starts the product
+(`inventory-sync serve --no-worker`, later with the worker) and `bench/baseline.py` as
+subprocesses, drives them with wrk (`bench/newstore.lua`) and `bench/client.py`, and writes
+`bench/results/<stamp>/` (results.json, results.md, chart.png, logs, profile). `--publish`
+also copies results.md and chart.png to docs/. Databases are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+BIN = Path(sys.executable).parent
+ADMIN_DSN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = "bench-webhook-key"
+HOST = "127.0.0.1"
+PRODUCT_PORT, BASELINE_PORT, STANDIN_PORT = 8100, 8101, 8199
+PRODUCT_TABLES = (
+    "sync_attempt, outbox_message, ledger_movement, count_observation, shipment_line, inbound_event"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    cell_seconds: int
+    warmup_seconds: int
+    sustained_seconds: int
+    profile_seconds: int
+    prefill_rows: int
+    drain_timeout: int
+    items: tuple[int, ...] = (1, 50, 500)
+    connections: tuple[int, ...] = (4, 16)
+    duplicates: tuple[float, ...] = (0.0, 0.2)
+
+
+FULL = Plan(
+    cell_seconds=10,
+    warmup_seconds=3,
+    sustained_seconds=60,
+    profile_seconds=15,
+    prefill_rows=1_000_000,
+    drain_timeout=180,
+)
+QUICK = Plan(
+    cell_seconds=3,
+    warmup_seconds=2,
+    sustained_seconds=10,
+    profile_seconds=5,
+    prefill_rows=200_000,
+    drain_timeout=60,
+)
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- databases ---------------------------------------------------------------------------
+
+
+def dsn_for(name: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{name}"
+
+
+def recreate_database(name: str) -> str:
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return dsn_for(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sql(dsn: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+class Process:
+    """A subprocess in its own session, its output in a log file; stopped by its own pid."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_port(self, port: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); {self.log_path}")
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not listen on {port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def sample_rss(pid: int, every: float = 0.5) -> Iterator[list[tuple[float, float]]]:
+    """Sample a process's RSS (MB) in the background: [(seconds since start, MB)]."""
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def loop() -> None:
+        while not stop.is_set():
+            value = rss_mb(pid)
+            if value is not None:
+                samples.append((time.monotonic() - start, value))
+            stop.wait(every)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+# --- load --------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str, *, connections: int, seconds: int, run_tag: str, items: int, dup: float
+) -> dict[str, Any]:
+    argv = [
+        "wrk",
+        "-t",
+        str(min(2, connections)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH / "newstore.lua"),
+        url,
+        "--",
+        run_tag,
+        str(items),
+        str(dup),
+        KEY,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    line = next((row for row in done.stdout.splitlines() if row.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    seconds_run = raw["duration_us"] / 1e6
+    events = raw["requests"] / seconds_run
+    errors = (
+        raw["connect_errors"]
+        + raw["read_errors"]
+        + raw["write_errors"]
+        + raw["status_errors"]
+        + raw["timeouts"]
+        + raw["other"]
+    )
+    return {
+        "events_s": events,
+        "items_s": events * items,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "errors": errors,
+        "requests": raw["requests"],
+        "accepted": raw["accepted"],
+        "duplicate": raw["duplicate"],
+        "raw": raw,
+    }
+
+
+@dataclass
+class App:
+    name: str
+    url: str
+    dsn: str
+    process: Process | None = None
+    events_table: str = "inbound_event"
+    ledger_table: str = "ledger_movement"
+    accepted_filter: str = "status = 'accepted'"
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+    def truncate(self) -> None:
+        tables = PRODUCT_TABLES if self.name == "product" else "ledger_row, raw_event"
+        sql(self.dsn, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+    def stored(self) -> tuple[int, int]:
+        events = sql(
+            self.dsn, f"SELECT count(*) FROM {self.events_table} WHERE {self.accepted_filter}"
+        )[0][0]
+        ledger = sql(self.dsn, f"SELECT count(*) FROM {self.ledger_table}")[0][0]
+        return int(events), int(ledger)
+
+
+def run_cell(
+    app: App, *, items: int, connections: int, dup: float, seconds: int, truncate: bool = True
+) -> dict[str, Any]:
+    if truncate:
+        app.truncate()
+    tag = f"{app.name[0]}{items}c{connections}d{int(dup * 100)}t{int(time.time() * 1000) % 10**8}"
+    assert app.process is not None
+    with sample_rss(app.process.pid) as rss:
+        result = wrk(
+            app.url, connections=connections, seconds=seconds, run_tag=tag, items=items, dup=dup
+        )
+    events, ledger = app.stored()
+    result.update(
+        app=app.name,
+        items=items,
+        connections=connections,
+        dup=dup,
+        rss_max_mb=max((value for _, value in rss), default=None),
+        db_accepted_events=events,
+        db_ledger_rows=ledger,
+        # Every `accepted` answer must be in the database (a request cut off by wrk's end may
+        # be committed without its answer being counted, hence >=).
+        ack_check=events >= result["accepted"] if truncate else None,
+        ledger_check=(ledger == events * items) if truncate else None,
+    )
+    log(
+        f"  {app.name:8s} items={items:3d} conns={connections:2d} dup={dup:.0%}: "
+        f"{result['events_s']:8.1f} ev/s  p50 {result['p50_ms']:.1f} ms  "
+        f"p99 {result['p99_ms']:.1f} ms  errors {result['errors']}  ack_ok={result['ack_check']}"
+    )
+    return result
+
+
+# --- phases ------------------------------------------------------------------------------
+
+
+def product_env(dsn: str, erp_url: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        INVSYNC_DATABASE_URL=dsn,
+        INVSYNC_WEBHOOK_KEYS=KEY,
+        INVSYNC_ADMIN_TOKENS="bench-admin-token",
+        INVSYNC_LOG_FORMAT="json",
+        INVSYNC_LOG_LEVEL="info",
+    )
+    env.pop("INVSYNC_ERP_URL", None)
+    if erp_url:
+        env["INVSYNC_ERP_URL"] = erp_url
+    return env
+
+
+def start_product(dsn: str, out: Path, *, worker: bool, erp_url: str | None = None) -> Process:
+    argv = [str(BIN / "inventory-sync"), "serve", "--host", HOST, "--port", str(PRODUCT_PORT)]
+    if not worker:
+        argv.append("--no-worker")
+    name = "product-worker" if worker else "product"
+    process = Process(name, argv, product_env(dsn, erp_url), out)
+    process.wait_port(PRODUCT_PORT)
+    return process
+
+
+def has_worker_command() -> bool:
+    done = subprocess.run(
+        [str(BIN / "inventory-sync"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    return any(line.strip("│ ").startswith("worker ") for line in done.stdout.splitlines())
+
+
+def profile_product(app: App, plan: Plan, out: Path) -> dict[str, Any]:
+    """py-spy the product under 50-item load; summarise where the samples fall."""
+    py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    if not Path(py_spy).exists():
+        return {"skipped": "py-spy not installed (pip install py-spy)"}
+    assert app.process is not None
+    app.truncate()
+    raw_path = out / "profile.collapsed"
+    spy = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(app.process.pid),
+            "--duration",
+            str(plan.profile_seconds),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(raw_path),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(out / "py-spy.log").open("wb"),
+    )
+    time.sleep(1)
+    load = wrk(
+        app.url,
+        connections=16,
+        seconds=plan.profile_seconds,
+        run_tag=f"prof{int(time.time())}",
+        items=50,
+        dup=0.0,
+    )
+    try:
+        spy.wait(plan.profile_seconds + 30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait(10)
+    if not raw_path.exists():
+        return {"skipped": f"py-spy failed, see {out / 'py-spy.log'}"}
+    summary = report.summarise_profile(raw_path.read_text())
+    summary["events_s_while_profiling"] = load["events_s"]
+    return summary
+
+
+def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
+    """Open-loop run at `rate`; then every acknowledged payload id must be in the database."""
+    assert app.process is not None
+    app.truncate()
+    tag = f"sus{int(time.time())}"
+    result_path = out / "sustained_client.json"
+    with sample_rss(app.process.pid) as rss:
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCH / "client.py"),
+                "--url",
+                app.url,
+                "--key",
+                KEY,
+                "--rate",
+                f"{rate:.1f}",
+                "--seconds",
+                str(plan.sustained_seconds),
+                "--items",
+                "50",
+                "--connections",
+                "16",
+                "--run-tag",
+                tag,
+                "--out",
+                str(result_path),
+            ],
+            timeout=plan.sustained_seconds + 120,
+            check=True,
+        )
+    result = json.loads(result_path.read_text())
+    acked: list[str] = result.pop("acked_ids")
+    rows = sql(
+        app.dsn,
+        "SELECT e.payload_id, count(m.id) FROM inbound_event e "
+        "LEFT JOIN ledger_movement m ON m.event_id = e.id "
+        "WHERE e.payload_id = ANY(%s) AND e.status = 'accepted' GROUP BY e.payload_id",
+        (acked,),
+    )
+    found = dict(rows)
+    missing = [payload_id for payload_id in acked if payload_id not in found]
+    short = [payload_id for payload_id, count in found.items() if count != 50]
+    series = [value for _, value in rss]
+    window = max(1, int(10 / 0.5))
+    result.update(
+        acked=len(acked),
+        acked_missing_in_db=len(missing),
+        acked_with_wrong_ledger_rows=len(short),
+        rss_first_10s_mb=sum(series[:window]) / max(1, len(series[:window])),
+        rss_last_10s_mb=sum(series[-window:]) / max(1, len(series[-window:])),
+        rss_max_mb=max(series, default=None),
+        rss_series=rss[:: max(1, len(rss) // 120)],
+    )
+    log(
+        f"  sustained {rate:.0f} ev/s for {plan.sustained_seconds}s: p50 {result['p50_ms']:.1f} "
+        f"p99 {result['p99_ms']:.1f} max {result['max_ms']:.1f} ms, over 1 s: "
+        f"{result['over_1s']}, acked {len(acked)}, missing {len(missing)}, "
+        f"RSS {result['rss_first_10s_mb']:.0f} -> {result['rss_last_10s_mb']:.0f} MB"
+    )
+    return result
+
+
+def pending(dsn: str) -> int:
+    return int(sql(dsn, "SELECT count(*) FROM outbox_message WHERE status = 'pending'")[0][0])
+
+
+def measure_drain(dsn: str, timeout: int) -> dict[str, Any]:
+    """Poll the outbox until nothing is pending; documents/s from the first delivery on."""
+    initial = pending(dsn)
+    start = time.monotonic()
+    first: tuple[float, int] | None = None
+    last = initial
+    while time.monotonic() - start < timeout:
+        last = pending(dsn)
+        now = time.monotonic()
+        if first is None and last < initial:
+            first = (now, last)
+        if last == 0:
+            break
+        time.sleep(0.25)
+    elapsed = time.monotonic() - start
+    delivered = initial - last
+    rate = None
+    if first is not None and last == 0 and now > first[0]:
+        rate = first[1] / (now - first[0])
+    elif elapsed > 0:
+        rate = delivered / elapsed
+    return {
+        "pending_at_start": initial,
+        "pending_at_end": last,
+        "delivered": delivered,
+        "seconds": elapsed,
+        "documents_s": rate,
+        "documents_s_including_startup": delivered / elapsed if elapsed else None,
+    }
+
+
+PREFILL = """
+INSERT INTO inbound_event (slot, tenant, name, payload_id, chunk_number, status, content_hash,
+    location_id, occurred_at, published_at, raw_body, content_type, received_at, processed_at)
+SELECT 'prefill:' || g, 'acme', 'inventory_transaction.items_received', 'prefill-' || g, 1,
+    'accepted', md5(g::text), 'US-NYC-' || lpad((g %% 50)::text, 2, '0'),
+    now() - g * interval '1 second', now(), convert_to('{}', 'UTF8'), 'application/json',
+    now(), now()
+FROM generate_series(1, %(events)s) AS g;
+INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
+    quantity, kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
+SELECT e.id, 'acme', e.location_id, 'main',
+    'SKU-' || lpad(((e.id * 50 + l) %% 20000)::text, 6, '0'), (l %% 7) + 1, 'receipt',
+    e.occurred_at, now(), e.name, l, 0, '{}'::json
+FROM inbound_event e CROSS JOIN generate_series(1, 50) AS l
+WHERE e.slot LIKE 'prefill:%%';
+INSERT INTO outbox_message (id, event_id, tenant, type, location_id, document, status,
+    attempts, next_attempt_at, created_at, updated_at, delivered_at)
+SELECT md5('prefill' || e.id), e.id, 'acme', 'inventory.receipt', e.location_id, '{}',
+    'delivered', 1, now(), now(), now(), now()
+FROM inbound_event e WHERE e.slot LIKE 'prefill:%%';
+"""
+
+
+def prefill(dsn: str, rows: int) -> float:
+    started = time.monotonic()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in PREFILL.split(";"):
+            if statement.strip():
+                conn.execute(statement, {"events": rows // 50})
+        conn.execute("VACUUM ANALYZE")
+    return time.monotonic() - started
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    version = sql(ADMIN_DSN, "SHOW server_version")[0][0]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": memory,
+        "postgresql": version,
+        "python": platform.python_version(),
+        "git_commit": commit,
+        "load_average_at_start": os.getloadavg(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (~2 minutes)")
+    parser.add_argument("--publish", action="store_true", help="copy table and chart to docs/")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase")
+    parser.add_argument("--keep-databases", action="store_true")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    out = BENCH / "results" / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "command": "python bench/run.py" + (" --quick" if args.quick else ""),
+        "plan": plan.__dict__,
+        "machine": machine(),
+    }
+    log(f"results in {out}; load average {results['machine']['load_average_at_start']}")
+
+    product_db, baseline_db = "invsync_bench_product", "invsync_bench_baseline"
+    product = App("product", f"http://{HOST}:{PRODUCT_PORT}/webhooks/newstore", "")
+    baseline = App(
+        "baseline",
+        f"http://{HOST}:{BASELINE_PORT}/webhooks/newstore",
+        "",
+        events_table="raw_event",
+        ledger_table="ledger_row",
+        accepted_filter="true",
+    )
+    processes: list[Process] = []
+    try:
+        product.dsn = recreate_database(product_db)
+        baseline.dsn = recreate_database(baseline_db)
+        subprocess.run(
+            [str(BIN / "inventory-sync"), "db", "upgrade"],
+            env=product_env(product.dsn),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        product.process = start_product(product.dsn, out, worker=False)
+        processes.append(product.process)
+        baseline_env = {**os.environ, "BENCH_DATABASE_URL": baseline.dsn}
+        baseline.process = Process(
+            "baseline",
+            [sys.executable, str(BENCH / "baseline.py"), "--port", str(BASELINE_PORT)],
+            baseline_env,
+            out,
+        )
+        processes.append(baseline.process)
+        baseline.process.wait_port(BASELINE_PORT)
+
+        log("warm-up")
+        for app in (product, baseline):
+            wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{app.name}",
+                items=50, dup=0.0)  # fmt: skip
+
+        log("HTTP floor (baseline /noop)")
+        floor = []
+        for connections in plan.connections:
+            cell = wrk(
+                f"http://{HOST}:{BASELINE_PORT}/noop",
+                connections=connections,
+                seconds=plan.cell_seconds,
+                run_tag="noop",
+                items=50,
+                dup=0.0,
+            )
+            cell.update(app="noop", items=50, connections=connections, dup=0.0)
+            log(f"  noop conns={connections}: {cell['events_s']:.0f} req/s")
+            floor.append(cell)
+        results["floor"] = floor
+
+        log("matrix")
+        for items in plan.items:
+            for connections in plan.connections:
+                for dup in plan.duplicates:
+                    for app in (product, baseline):
+                        app.cells.append(
+                            run_cell(
+                                app,
+                                items=items,
+                                connections=connections,
+                                dup=dup,
+                                seconds=plan.cell_seconds,
+                            )
+                        )
+        results["product"] = product.cells
+        results["baseline"] = baseline.cells
+
+        if not args.no_profile:
+            log("profile (py-spy, 50 items, 16 connections)")
+            results["profile"] = profile_product(product, plan, out)
+
+        peak = max(
+            cell["events_s"] for cell in product.cells if cell["items"] == 50 and cell["dup"] == 0.0
+        )
+        log(f"sustained run at half of the product's max rate at 50 items ({peak:.0f} ev/s)")
+        results["sustained"] = sustained(product, peak / 2, plan, out)
+
+        worker_cli = has_worker_command()
+        standin = Process(
+            "erp-standin",
+            [sys.executable, str(BENCH / "erp_standin.py"), "--port", str(STANDIN_PORT)],
+            dict(os.environ),
+            out,
+        )
+        processes.append(standin)
+        standin.wait_port(STANDIN_PORT)
+        erp_url = f"http://{HOST}:{STANDIN_PORT}/erp"
+        if worker_cli:
+            log(
+                f"drain: `inventory-sync worker` into the stand-in ({pending(product.dsn)} pending)"
+            )
+            worker = Process(
+                "worker",
+                [str(BIN / "inventory-sync"), "worker"],
+                product_env(product.dsn, erp_url),
+                out,
+            )
+            processes.append(worker)
+            results["drain"] = {"how": "inventory-sync worker", **measure_drain(
+                product.dsn, plan.drain_timeout)}  # fmt: skip
+            worker.stop()
+            log(f"  {results['drain']}")
+        else:
+            results["drain"] = {"how": "no `inventory-sync worker` command in this build"}
+            log("  no `inventory-sync worker` command; drain measured with serve + worker below")
+
+        log(f"ledger pre-filled with {plan.prefill_rows:,} rows vs empty (50 items, 16 conns)")
+        empty = run_cell(product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds)
+        product.truncate()
+        fill_seconds = prefill(product.dsn, plan.prefill_rows)
+        log(f"  pre-filled in {fill_seconds:.1f}s")
+        full = run_cell(
+            product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds, truncate=False
+        )
+        results["prefilled"] = {
+            "rows": plan.prefill_rows,
+            "fill_seconds": fill_seconds,
+            "empty": empty,
+            "prefilled": full,
+            "ratio": full["events_s"] / empty["events_s"],
+        }
+
+        log("worker on: serve with the in-process worker, ERP stand-in answering at once")
+        product.process.stop()
+        processes.remove(product.process)
+        product.truncate()
+        off = run_cell_restarted(product, out, plan, worker=False, erp_url=erp_url)
+        processes.append(product.process)
+        product.process.stop()
+        processes.remove(product.process)
+        product.truncate()
+        on = run_cell_restarted(product, out, plan, worker=True, erp_url=erp_url)
+        processes.append(product.process)
+        delivered = int(
+            sql(product.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'delivered'")[0][0]
+        )
+        drain_after = measure_drain(product.dsn, plan.drain_timeout if delivered else 5)
+        results["worker_on"] = {
+            "off": off,
+            "on": on,
+            "ratio": on["events_s"] / off["events_s"],
+            "delivered_during_run": delivered,
+            "drain_after_run": drain_after,
+        }
+        log(
+            f"  worker on/off {results['worker_on']['ratio']:.2f}; delivered during run "
+            f"{delivered}; drain after: {drain_after['documents_s']}"
+        )
+    finally:
+        for process in reversed(processes):
+            with contextlib.suppress(Exception):
+                process.stop()
+        if not args.keep_databases:
+            for name in (product_db, baseline_db):
+                with contextlib.suppress(Exception):
+                    drop_database(name)
+        results["machine"]["load_average_at_end"] = os.getloadavg()
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+    report.write(results, out)
+    latest = BENCH / "results" / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(out.name)
+    if args.publish:
+        shutil.copy(out / "results.md", ROOT / "docs" / "performance-results.md")
+        if (out / "chart.png").exists():
+            shutil.copy(out / "chart.png", ROOT / "docs" / "performance-chart.png")
+    log(f"done: {out / 'results.md'}")
+
+
+def run_cell_restarted(
+    app: App, out: Path, plan: Plan, *, worker: bool, erp_url: str
+) -> dict[str, Any]:
+    app.process = start_product(app.dsn, out, worker=worker, erp_url=erp_url)
+    wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{int(time.time())}",
+        items=50, dup=0.0)  # fmt: skip
+    app.truncate()
+    return run_cell(app, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds)
+
+
+if __name__ == "__main__":
+    main()
