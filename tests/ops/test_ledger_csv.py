@@ -1,0 +1,106 @@
+"""`GET /v1/ledger?format=csv`: the same movements as the JSON ledger, streamed in batches."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inventory_sync.db import Database
+from inventory_sync.ledger import repository
+from inventory_sync.ledger import router as ledger_router
+from tests import factories as f
+
+
+def as_csv_cells(movement: dict[str, Any]) -> dict[str, str]:
+    """A JSON movement as the CSV writes it."""
+    cells = {}
+    for column in ledger_router.CSV_COLUMNS:
+        value = movement[column]
+        if column == "references":
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        cells[column] = "" if value is None else str(value)
+    return cells
+
+
+def csv_rows(client: TestClient, **filters: Any) -> list[dict[str, str]]:
+    response = client.get(
+        "/v1/ledger", params={"format": "csv", **filters}, headers=f.read_headers()
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    reader = csv.DictReader(io.StringIO(response.text, newline=""))
+    assert reader.fieldnames == ledger_router.CSV_COLUMNS
+    return list(reader)
+
+
+@pytest.fixture
+def populated(client: TestClient) -> TestClient:
+    f.post(client, f.received(("A", 3), ("B", 1), processed_at="2024-05-01T10:00:00Z"))
+    f.post(client, f.adjustment(("A", 1), processed_at="2024-05-02T10:00:00Z"))
+    f.post(client, f.handover(("B", 1), fulfillment_location_id="US-BOS-02"))
+    f.post(client, f.counted(("A", 2, 3)))
+    f.post(
+        client,
+        f.returned(
+            {"product_id": 'Ü-ñ,"quoted"', "quantity": 1, "condition_code": "2"},
+            returned_at="2024-05-03T10:00:00.123456Z",
+        ),
+    )
+    return client
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"kind": "receipt"},
+        {"product_id": "A"},
+        {"location_id": "US-BOS-02"},
+        {"stock_location": "damaged"},
+        {"since": "2024-05-02", "until": "2024-05-03T12:00:00Z"},
+        {"tenant": f.TENANT, "kind": "count_variance"},
+        {"event_id": 1},
+        {"product_id": "nothing"},
+    ],
+)
+def test_csv_equals_json(populated: TestClient, filters: dict[str, Any]) -> None:
+    expected = [as_csv_cells(m) for m in f.ledger(populated, **filters)]
+    assert csv_rows(populated, **filters) == expected
+
+
+def test_csv_ignores_the_page_size(populated: TestClient) -> None:
+    assert len(csv_rows(populated, limit=1)) == len(f.ledger(populated)) > 1
+
+
+def test_large_export_streams_in_keyset_batches(
+    client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        f.post(client, f.received(*((f"P{n}", 1) for n in range(400))))
+    fetched: list[int] = []
+    original = repository.list_movements
+
+    def spying(conn: Any, where: Any, limit: int, after: int | None) -> Any:
+        fetched.append(limit)
+        return original(conn, where, limit, after)
+
+    monkeypatch.setattr(repository, "list_movements", spying)
+    monkeypatch.setattr(
+        repository, "stream_movements", functools.partial(repository.stream_movements, batch=100)
+    )
+    chunks = ledger_router._csv(db, repository.MovementFilter())
+    first = next(chunks)
+    # Only the first batches were read when the first piece of the body was ready.
+    assert first.count("\n") == 501
+    assert len(fetched) <= 6
+    rest = list(chunks)
+    assert fetched == [100] * 13
+    body = first + "".join(rest)
+    assert body.count("\n") == 1201
+    assert len(rest) >= 2
