@@ -79,6 +79,25 @@ def _clean_text(value: str) -> str:
     return value
 
 
+def _clean_identifiers(value: dict[str, Any]) -> dict[str, Any]:
+    # Passed on to the ERP as they are, so they must be storable text all the way down.
+    def check(item: Any, depth: int = 0) -> None:
+        if depth > 10:
+            raise ValueError("nested too deeply")
+        if isinstance(item, str):
+            _clean_text(item)
+        elif isinstance(item, dict):
+            for key, nested in item.items():
+                _clean_text(key)
+                check(nested, depth + 1)
+        elif isinstance(item, list):
+            for nested in item:
+                check(nested, depth + 1)
+
+    check(value)
+    return value
+
+
 def _whole_number(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a whole number, not a boolean")
@@ -110,7 +129,7 @@ Text = Annotated[str, AfterValidator(_clean_text)]
 Quantity = Annotated[int, BeforeValidator(_whole_number), AfterValidator(_not_negative)]
 SignedQuantity = Annotated[int, BeforeValidator(_whole_number), AfterValidator(_bounded)]
 ChunkNumber = Annotated[int, BeforeValidator(_chunk), Field(ge=1, le=MAX_CHUNKS)]
-Identifiers = dict[str, Any]
+Identifiers = Annotated[dict[str, Any], AfterValidator(_clean_identifiers)]
 
 
 class Inbound(BaseModel):
@@ -120,6 +139,9 @@ class Inbound(BaseModel):
 
 
 class Envelope(Inbound):
+    # The envelope's fields are names, never numbers: a numeric tenant is a sender's bug.
+    model_config = ConfigDict(coerce_numbers_to_str=False)
+
     tenant: Annotated[Text, Field(min_length=1)]
     name: Annotated[Text, Field(min_length=1)]
     published_at: Timestamp | None = None

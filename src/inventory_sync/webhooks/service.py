@@ -85,6 +85,8 @@ def _lenient_key(envelope: dict[str, Any]) -> tuple[str, str, str, int] | None:
         chunk = int(chunk)
     if not (isinstance(payload_id, str) and payload_id and type(chunk) is int):
         return None
+    if not 1 <= chunk <= schemas.MAX_CHUNKS:
+        return None  # out of range: the model names the problem, and it fits no column
     key = (tenant, name, payload_id, chunk)
     try:
         json.dumps(key).encode()
@@ -133,19 +135,18 @@ def classify(body: bytes, rules: Rules) -> Classified:
     model = schemas.PAYLOAD_MODELS.get(envelope.name)
     if model is None:
         return replace(base, status=IGNORED, error=None)
-    if key is None:
-        try:
-            schemas.Transaction.model_validate(envelope.payload)
-        except ValidationError as error:
-            return replace(base, error=schemas.describe(error, "payload."))
-        return replace(base, error="payload.id: missing or not a string")
-
     try:
         payload = model.model_validate(envelope.payload)
     except ValidationError as error:
         return replace(base, error=schemas.describe(error, "payload."))
+    if key is None:
+        # The lenient reading found no key (e.g. chunk_number "2"), but the model did.
+        key = (envelope.tenant, envelope.name, payload.id, payload.chunk_number)
     base = replace(
         base,
+        key=key,
+        payload_id=key[2],
+        chunk_number=key[3],
         total_chunks=payload.total_chunks,
         asn_id=getattr(payload, "asn_id", None),
         shipment_ref=getattr(payload, "shipment_ref", None),
