@@ -1,0 +1,84 @@
+"""The worker inside the API process, and the `sync` commands."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from inventory_sync.app import create_app
+from inventory_sync.cli import cli
+from inventory_sync.db import Database
+from inventory_sync.settings import Settings
+from tests import factories
+from tests.erp_sync.conftest import (
+    FakeErp,
+    Reply,
+    accept,
+    erp_settings,
+    make_worker,
+    message,
+    run,
+)
+
+
+class TestInProcessWorker:
+    def test_app_delivers_while_running_and_stops_cleanly(
+        self, settings: Settings, erp: FakeErp
+    ) -> None:
+        config = erp_settings(settings, erp.url)
+        with TestClient(create_app(config, run_worker=True)) as client:
+            answer = factories.post(client, factories.received(("A", 3)))
+            assert answer["status"] == "accepted"
+            erp.wait_for(lambda: len(erp.received) == 1, timeout=10)
+            [request] = erp.received
+            item = message(client, request.key)
+            erp.wait_for(lambda: message(client, request.key)["status"] == "delivered")
+            assert item["event_id"] == answer["event_id"]
+
+    def test_tests_and_plain_apps_run_no_worker(self, settings: Settings, erp: FakeErp) -> None:
+        with TestClient(create_app(erp_settings(settings, erp.url))) as client:
+            [message_id] = accept(client)
+            assert client.app.state.run_worker is False  # type: ignore[attr-defined]
+            assert message(client, message_id)["status"] == "pending"
+        assert erp.received == []
+
+
+class TestSyncCommands:
+    @pytest.fixture
+    def env(self, settings: Settings) -> dict[str, str]:
+        return {"INVSYNC_DATABASE_URL": settings.database_url}
+
+    def test_list_status_and_retry(
+        self,
+        client: TestClient,
+        settings: Settings,
+        db: Database,
+        erp: FakeErp,
+        env: dict[str, str],
+    ) -> None:
+        delivered, dead = accept(client, 2)
+        erp.by_key[dead] = Reply(404, body="no such store")
+        run(make_worker(erp_settings(settings, erp.url), db).run_once())
+        runner = CliRunner()
+
+        listed = runner.invoke(cli, ["sync", "list", "--status", "dead"], env=env)
+        assert listed.exit_code == 0, listed.output
+        assert dead[:8] in listed.output
+        assert delivered[:8] not in listed.output
+
+        status = runner.invoke(cli, ["sync", "status"], env=env)
+        assert "pending 0  delivered 1  dead 1" in status.output
+
+        again = runner.invoke(cli, ["sync", "retry", delivered], env=env)
+        assert again.exit_code == 1
+        retried = runner.invoke(cli, ["sync", "retry", dead], env=env)
+        assert retried.exit_code == 0, retried.output
+        assert message(client, dead)["status"] == "pending"
+
+        erp.by_key[dead] = Reply(400)
+        run(make_worker(erp_settings(settings, erp.url), db).run_once())
+        bulk = runner.invoke(cli, ["sync", "retry", "--all-dead"], env=env)
+        assert "1 dead message(s) back to pending" in bulk.output
+        assert runner.invoke(cli, ["sync", "retry"], env=env).exit_code != 0
+        assert runner.invoke(cli, ["sync", "list", "--status", "lost"], env=env).exit_code != 0
