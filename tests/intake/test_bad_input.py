@@ -146,6 +146,8 @@ CORPUS: list[tuple[str, bytes, str]] = [
         "payload.processed_at",
     ),
     ("bad published_at", dumps({**receipt(), "published_at": "soon"}), "published_at"),
+    ("before year 1", dumps(receipt(processed_at="0001-01-01T00:00:00+01:00")), "processed_at"),
+    ("after year 9999", dumps(receipt(processed_at="9999-12-31T23:59:59-01:00")), "processed_at"),
     (
         "huge stock_on_hand",
         dumps(f.counted(("A", 1, 10**30))),
@@ -307,6 +309,11 @@ class TestParseTimestamp:
         elif text.endswith("Z"):
             text = text[:-1] + "z"
         assert schemas.parse_timestamp(text) == expected
+
+    @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"])
+    def test_out_of_range_after_conversion_is_a_value_error(self, text: str) -> None:
+        with pytest.raises(ValueError, match="out of range"):
+            schemas.parse_timestamp(text)
 
     @given(st.text(max_size=40))
     def test_any_text_parses_or_raises_value_error(self, text: str) -> None:

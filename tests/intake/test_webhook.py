@@ -385,6 +385,12 @@ class TestEventList:
         assert 400 <= response.status_code < 500
         assert response.headers["content-type"] == "application/problem+json"
 
+    @pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "yesterday"])
+    def test_bad_time_filter_is_422(self, client: TestClient, since: str) -> None:
+        response = client.get("/v1/events", params={"since": since}, headers=f.read_headers())
+        assert response.status_code == 422
+        assert "since" in response.json()["detail"]
+
     def test_needs_an_ops_token(self, client: TestClient) -> None:
         assert client.get("/v1/events").status_code == 401
         assert client.get("/v1/events", headers=f.webhook_headers()).status_code == 401
@@ -428,3 +434,8 @@ class TestHealth:
             # Intake never answers 2xx for an event it cannot store.
             response = f.post_raw(c, json.dumps(f.received(("A", 1))))
             assert response.status_code == 503
+            # Nor does any read answer 500 while the schema is missing.
+            for path in ("/v1/events", "/v1/events/1", "/v1/ledger", "/v1/stock"):
+                response = c.get(path, headers=f.read_headers())
+                assert response.status_code == 503, path
+                assert "Retry-After" in response.headers

@@ -59,7 +59,10 @@ def parse_timestamp(value: Any) -> datetime:
             raise ValueError(f"not a valid date and time: {_clip(value)!r}") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"out of range once converted to UTC: {_clip(str(value))!r}") from None
 
 
 def _clip(text: str, limit: int = 60) -> str:
