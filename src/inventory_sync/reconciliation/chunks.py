@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, distinct, func, select, tuple_
+from sqlalchemy import Select, and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso
@@ -78,12 +78,17 @@ def list_incomplete(
     sets = list(conn.execute(query))
     if not sets:
         return []
-    first, last = sets[0], sets[-1]
-    key = tuple_(e.c.tenant, e.c.name, e.c.payload_id)
+    by_name: dict[tuple[str, str], list[str]] = {}
+    for row in sets:
+        by_name.setdefault((row.tenant, row.name), []).append(row.payload_id)
     stored = conn.execute(
         select(e.c.tenant, e.c.name, e.c.payload_id, e.c.chunk_number, e.c.status).where(
-            key >= tuple_(first.tenant, first.name, first.payload_id),
-            key <= tuple_(last.tenant, last.name, last.payload_id),
+            or_(
+                *(
+                    and_(e.c.tenant == tenant, e.c.name == name, e.c.payload_id.in_(ids))
+                    for (tenant, name), ids in by_name.items()
+                )
+            ),
             e.c.status.in_(("accepted", "quarantined")),
         )
     )

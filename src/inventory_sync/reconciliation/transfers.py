@@ -21,6 +21,7 @@ Status of a transfer, from its per-product lines (difference = received - shippe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -33,6 +34,7 @@ from sqlalchemy import (
     and_,
     case,
     exists,
+    false,
     func,
     literal,
     or_,
@@ -80,12 +82,11 @@ def _asns(
     where: TransferFilter,
     after: list[str] | None = None,
     *,
-    start: list[str] | None = None,
-    upto: list[str] | None = None,
+    keys: Sequence[tuple[str, str]] | None = None,
     limit: int | None = None,
 ) -> Subquery:
-    """One row per (tenant, asn_id) with the ASN's header, filtered and keyset-bounded:
-    strictly after `after`, from `start` and up to `upto` inclusive, at most `limit`."""
+    """One row per (tenant, asn_id) with the ASN's header: filtered, strictly after `after`,
+    among `keys` if given, at most `limit`."""
     query = select(
         s.c.tenant,
         s.c.asn_id,
@@ -112,13 +113,25 @@ def _asns(
         query = query.where(s.c.shipped_at < where.until)
     if after is not None:
         query = query.where(tuple_(s.c.tenant, s.c.asn_id) > tuple_(*after))
-    if start is not None:
-        query = query.where(tuple_(s.c.tenant, s.c.asn_id) >= tuple_(*start))
-    if upto is not None:
-        query = query.where(tuple_(s.c.tenant, s.c.asn_id) <= tuple_(*upto))
+    if keys is not None:
+        query = query.where(of_keys(s.c.tenant, s.c.asn_id, keys))
     if limit is not None:
         query = query.order_by(s.c.tenant, s.c.asn_id).limit(limit)
     return query.subquery("asn")
+
+
+def of_keys(
+    tenant: ColumnElement[Any], key: ColumnElement[Any], keys: Sequence[tuple[str, str]]
+) -> ColumnElement[bool]:
+    """`(tenant, key)` among `keys`, as one `tenant = ? AND key IN (...)` per tenant.
+
+    Plain equality and IN let both backends use the (tenant, ...) indexes and estimate rows
+    well; a row-value range or row IN list does neither reliably on PostgreSQL.
+    """
+    by_tenant: dict[str, list[str]] = {}
+    for owner, value in keys:
+        by_tenant.setdefault(owner, []).append(value)
+    return or_(false(), *(and_(tenant == t, key.in_(v)) for t, v in by_tenant.items()))
 
 
 def _asn_id_known(tenant: ColumnElement[Any], asn_id: ColumnElement[Any]) -> Any:
@@ -210,14 +223,8 @@ def list_transfers(
     if not headers:
         return []
 
-    # The page is a contiguous (tenant, asn_id) range: fetch all its lines in one query.
-    first, last = headers[0], headers[-1]
-    page_range = _asns(
-        TransferFilter(),
-        start=[first.tenant, first.asn_id],
-        upto=[last.tenant, last.asn_id],
-    )
-    lines = _per_product(page_range)
+    page = _asns(TransferFilter(), keys=[(row.tenant, row.asn_id) for row in headers])
+    lines = _per_product(page)
     line_rows = conn.execute(
         select(lines).order_by(lines.c.tenant, lines.c.asn_id, lines.c.product_id)
     )
@@ -311,7 +318,7 @@ def list_unmatched(
         select(m.c.event_id, m.c.product_id, func.sum(m.c.quantity).label("received"))
         .where(
             m.c.kind == Kind.RECEIPT.value,
-            m.c.event_id.between(events[0].id, events[-1].id),
+            m.c.event_id.in_([row.id for row in events]),
         )
         .group_by(m.c.event_id, m.c.product_id)
         .order_by(m.c.event_id, m.c.product_id)
