@@ -12,6 +12,7 @@ Two sources, on purpose:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, exc, func, literal, select
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import Database, DatabaseUnavailable
@@ -38,6 +39,8 @@ from inventory_sync.erp_sync.models import sync_attempt
 from inventory_sync.ledger.models import ledger_movement
 from inventory_sync.webhooks.models import inbound_event
 from inventory_sync.webhooks.schemas import PAYLOAD_MODELS
+
+log = logging.getLogger("inventory_sync.metrics")
 
 WEBHOOK_EVENTS = Counter("invsync_webhook_events_total", "Webhook events by outcome.", ["status"])
 WEBHOOK_EVENTS_BY_NAME = Counter(
@@ -128,8 +131,10 @@ class DatabaseCollector(Collector):
                     with self.db.snapshot() as conn:
                         self._cached = _database_metrics(conn)
                     self._cached_at = time.monotonic()
-                except DatabaseUnavailable:
-                    # The process metrics still matter most while the database is away.
+                except (DatabaseUnavailable, exc.SQLAlchemyError) as error:
+                    # Away, or a schema not yet migrated: the process metrics still matter most
+                    # then, and a scrape must never fail.
+                    log.warning("metrics.database_unreadable", extra={"error": str(error)[:200]})
                     self._cached, self._cached_at = [], float("-inf")
             metrics = list(self._cached)
         up.add_metric([], 1.0 if metrics else 0.0)

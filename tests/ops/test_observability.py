@@ -6,12 +6,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
 
 from inventory_sync import logs, migrate
+from inventory_sync.app import create_app
 from inventory_sync.db import Database, utcnow
 from inventory_sync.erp_sync.models import outbox_message, sync_attempt
 from inventory_sync.settings import Settings
@@ -105,6 +107,18 @@ def json_logs(settings: Settings) -> Iterator[io.StringIO]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_metrics_without_schema_still_answer(settings: Settings, tmp_path: Path) -> None:
+    empty = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'empty.db'}"})
+    app = create_app(empty)
+    with TestClient(app) as client:
+        app.state.db.engine.dispose()
+        (tmp_path / "empty.db").unlink()
+        (tmp_path / "empty.db").touch()  # a database file without any table
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert "invsync_database_up 0.0" in response.text
 
 
 class TestRequestId:
