@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from inventory_sync.app import create_app
 from inventory_sync.settings import Settings
 from tests import factories as f
 from tests.conftest import POSTGRES_URL
+from tests.live import live_server
 
 URL = "/webhooks/newstore"
 
@@ -118,6 +120,26 @@ class TestLimits:
         response = small.post(URL, content=self.big_body(), headers=headers)
         assert response.status_code == 413
         assert stored(small) == []
+
+    def test_streamed_oversized_body_over_a_real_socket_is_413(self, settings: Settings) -> None:
+        small = settings.model_copy(update={"max_body_bytes": 2048})
+
+        def endless() -> Iterator[bytes]:
+            yield b'{"tenant": "acme", "junk": "'
+            for _ in range(100_000):  # 100 MB if it were all read
+                yield b"x" * 1024
+
+        with live_server(small) as url, httpx.Client(base_url=url, timeout=20) as http:
+            started = time.monotonic()
+            try:
+                response = http.post(URL, content=endless(), headers=f.webhook_headers())
+            except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
+                pass  # the server may close the connection before reading the rest
+            else:
+                assert response.status_code == 413
+            assert time.monotonic() - started < 15  # answered early, not after 100 MB
+            with TestClient(create_app(small)) as c:
+                assert stored(c) == []
 
 
 class TestAnswers:
