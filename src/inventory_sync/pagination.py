@@ -38,7 +38,9 @@ def decode(cursor: str | None, kinds: tuple[type, ...]) -> list[Any] | None:
         not isinstance(position, list)
         or len(position) != len(kinds)
         or not all(
-            isinstance(part, kind) and not isinstance(part, bool)
+            isinstance(part, kind)
+            and not isinstance(part, bool)
+            and not (isinstance(part, str) and "\x00" in part)
             for part, kind in zip(position, kinds, strict=True)
         )
     ):

@@ -13,7 +13,8 @@ from inventory_sync.webhooks.schemas import parse_timestamp
 TimeQuery = Annotated[
     str | None, Query(max_length=64, description="ISO-8601; no offset means UTC.")
 ]
-TextQuery = Annotated[str | None, Query(max_length=1000)]
+# PostgreSQL text cannot hold NUL: refuse it as a bad parameter rather than fail in the query.
+TextQuery = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
 
 
 class BadParameter(ServiceError):
