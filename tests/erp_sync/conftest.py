@@ -58,7 +58,10 @@ class FakeErp:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.erp = self
         self.url = f"http://127.0.0.1:{self.server.server_port}/erp/inventory"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval makes shutdown() return at once instead of after 0.5 s.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def keys(self) -> list[str]:
         with self.lock:

@@ -27,7 +27,9 @@ def start() -> Iterator[Start]:
     def _start(**options: Any) -> tuple[str, io.StringIO]:
         out = io.StringIO()
         server = standin.serve("127.0.0.1", 0, standin.Behaviour(out=out, **options))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}/", out
 
