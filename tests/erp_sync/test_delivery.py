@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from inventory_sync import __version__
 from inventory_sync.db import Database
+from inventory_sync.erp_sync.client import signer
 from inventory_sync.erp_sync.models import outbox_message
 from inventory_sync.settings import Settings
 from tests.erp_sync.conftest import (
@@ -113,3 +114,14 @@ class TestDelivery:
         assert sorted(erp.keys()) == sorted(ids)
         assert erp.max_in_flight <= 3
         assert all(message(client, i)["status"] == "delivered" for i in ids)
+
+    def test_unusable_signing_secret_leaves_messages_pending(
+        self, client: TestClient, settings: Settings, db: Database, erp: FakeErp
+    ) -> None:
+        [message_id] = accept(client)
+        config = erp_settings(settings, erp.url, erp_signing_secret="whsec_not*base64")
+        with pytest.raises(ValueError, match="INVSYNC_ERP_SIGNING_SECRET"):
+            signer("whsec_not*base64")
+        run(make_worker(config, db).run_for(0.05))
+        assert erp.received == []
+        assert message(client, message_id)["status"] == "pending"

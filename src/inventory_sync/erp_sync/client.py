@@ -68,7 +68,7 @@ class ErpClient:
         self.url = url
         self.timeout_seconds = timeout_seconds
         self._authorization = authorization
-        self._signer = Webhook(signing_secret) if signing_secret else None
+        self._signer = signer(signing_secret) if signing_secret else None
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
@@ -149,6 +149,23 @@ class ErpClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def __aenter__(self) -> ErpClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+
+def signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer, or ValueError naming the variable for a secret that is
+    not `whsec_` followed by base64 (the library would fail later, mid-delivery)."""
+    try:
+        return Webhook(secret)
+    except Exception as error:  # binascii.Error or the library's own empty-secret error
+        raise ValueError(
+            "INVSYNC_ERP_SIGNING_SECRET: expected whsec_ followed by a base64 key"
+        ) from error
 
 
 def _describe(error: Exception) -> str:

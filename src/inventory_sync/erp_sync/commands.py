@@ -10,7 +10,7 @@ from rich.table import Table
 
 from inventory_sync import logs, migrate
 from inventory_sync.db import Database, utcnow
-from inventory_sync.erp_sync import outbox, repository, standin
+from inventory_sync.erp_sync import client, outbox, repository, standin
 from inventory_sync.erp_sync import worker as erp_worker
 from inventory_sync.settings import Settings
 
@@ -32,6 +32,14 @@ def worker() -> None:
     """
     settings = _settings()
     logs.configure(settings)
+    if settings.erp_signing_secret is not None:
+        try:
+            client.signer(settings.erp_signing_secret.get_secret_value())
+        except ValueError as error:
+            typer.echo(f"configuration error: {error}", err=True)
+            raise typer.Exit(2) from None
+    if settings.erp_url is None:
+        typer.echo("INVSYNC_ERP_URL is not set: messages wait as pending", err=True)
     db = Database(settings.database_url, pool_size=settings.erp_concurrency + 2)
     try:
         if db.is_sqlite:

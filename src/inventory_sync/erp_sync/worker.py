@@ -97,10 +97,17 @@ class Worker:
             log.info("erp_sync.idle", extra={"reason": "INVSYNC_ERP_URL is not set"})
             await stop.wait()
             return
+        try:
+            client = ErpClient.from_settings(self.settings, self._transport)
+        except ValueError as error:
+            # Bad ERP settings must not take the API down with them: messages wait instead.
+            log.error("erp_sync.misconfigured", extra={"error": str(error)})
+            await stop.wait()
+            return
         log.info("erp_sync.worker_started", extra={"worker": self.name})
         stopping: asyncio.Task[object] = asyncio.create_task(stop.wait())
         try:
-            async with self._client() as client:
+            async with client:
                 try:
                     while not stop.is_set():
                         try:
@@ -119,7 +126,7 @@ class Worker:
         many messages were tried."""
         if self.settings.erp_url is None:
             return 0
-        async with self._client() as client:
+        async with ErpClient.from_settings(self.settings, self._transport) as client:
             claims = await self._claim(client)
             await asyncio.gather(*self._inflight)
         return len(claims)
@@ -146,14 +153,6 @@ class Worker:
             await asyncio.gather(self.run(stop), watch())
 
     # -- the loop -----------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _client(self) -> AsyncIterator[ErpClient]:
-        client = ErpClient.from_settings(self.settings, self._transport)
-        try:
-            yield client
-        finally:
-            await client.aclose()
 
     async def _step(self, client: ErpClient, stopping: asyncio.Task[object]) -> None:
         claims = await self._claim(client)
