@@ -68,17 +68,31 @@ def list_messages(
             )
     finally:
         db.dispose()
-    table = Table("id", "type", "status", "attempts", "next attempt", "last error")
-    for row in rows:
-        table.add_row(
+    columns = ("id", "type", "status", "attempts", "next attempt", "last error")
+    cells = [
+        (
             row["id"],
             row["type"],
             row["status"],
             str(row["attempts"]),
-            row["next_attempt_at"] or "",
-            (row["last_error"] or "")[:80],
+            row["next_attempt_at"] or "-",
+            (row["last_error"] or "-").replace("\n", " ")[:120],
         )
-    Console().print(table)
+        for row in rows
+    ]
+    console = Console()
+    if not console.is_terminal:
+        # Piped: one tab-separated line per message, for grep and scripts.
+        for line in (columns, *cells):
+            typer.echo("\t".join(line))
+        return
+    table = Table()
+    for name in columns:
+        # The id in full, never wrapped: it is what `sync retry` takes.
+        table.add_column(name, no_wrap=name in ("id", "status", "attempts"))
+    for line in cells:
+        table.add_row(*line)
+    console.print(table)
 
 
 @sync_cli.command("retry")

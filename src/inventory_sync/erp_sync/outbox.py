@@ -142,8 +142,8 @@ def finish(
     }
     if status == DELIVERED:
         values["delivered_at"] = now
-    else:
-        values["last_error"] = attempt.error
+    # A delivered message has no error left; earlier ones stay in the attempt log.
+    values["last_error"] = attempt.error
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     result = conn.execute(
