@@ -164,15 +164,18 @@ def classify(body: bytes, rules: Rules) -> Classified:
     return replace(base, status=ACCEPTED, effect=effect)
 
 
+# Built once: the row goes in as execution parameters, so no statement is constructed (and
+# no value coerced into a bind parameter) per webhook.
+_INSERT_ONCE = {
+    name: dialect_insert(inbound_event)
+    .on_conflict_do_nothing(index_elements=["slot"])
+    .returning(inbound_event.c.id)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def _insert(conn: Connection, values: dict[str, Any]) -> int | None:
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        dialect_insert(inbound_event)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["slot"])
-        .returning(inbound_event.c.id)
-    )
-    return conn.execute(statement).scalar_one_or_none()
+    return conn.execute(_INSERT_ONCE[conn.dialect.name], values).scalar_one_or_none()
 
 
 def primary_slot(key: tuple[str, str, str, int]) -> str:
