@@ -78,6 +78,9 @@ class FakeErp:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # The default backlog of 5 drops the SYNs of a burst of connections, and the client's
+    # retransmission a second later looks like a timeout.
+    request_queue_size = 128
     erp: FakeErp
 
 

@@ -45,7 +45,7 @@ class TestRetryable:
         for message_id, status in zip(ids, RETRYABLE, strict=False):
             item = message(client, message_id)
             assert item["status"] == "pending", status
-            assert item["last_status_code"] == status
+            assert item["last_status_code"] == status, item
             assert item["last_error"] == f"HTTP {status}: busy {status}"
             assert item["claimed_by"] is None
             assert _due(item) > before

@@ -40,6 +40,9 @@ class StandinServer(ThreadingHTTPServer):
     daemon_threads = True
     # Do not join handler threads on close: a demo server must stop at once.
     block_on_close = False
+    # The default backlog of 5 would drop connections from a worker with a higher
+    # INVSYNC_ERP_CONCURRENCY, which then time out.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], behaviour: Behaviour) -> None:
         super().__init__(address, _Handler)
