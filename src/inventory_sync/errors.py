@@ -70,7 +70,59 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
 
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+_ERRORS = {
+    "400": "Bad parameter or cursor.",
+    "401": "Missing or wrong bearer token.",
+    "422": "Invalid parameter.",
+    "503": "Database unavailable; retry after `Retry-After` seconds.",
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API answers: every error of the ops API and of
+    the webhook is `application/problem+json`, and every ops route may answer 400, 401, 422
+    and 503 (403 where it changes state, 404 where it names a resource)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith(("/v1", "/webhooks")):
+                continue
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                if path.startswith("/v1"):
+                    wanted = dict(_ERRORS)
+                    if method != "get":
+                        wanted["403"] = "Needs an admin token."
+                    if "{" in path:
+                        wanted["404"] = "No such resource."
+                    for status, description in wanted.items():
+                        responses.setdefault(status, {"description": description})
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = {PROBLEM: {"schema": _PROBLEM_SCHEMA}}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def register_error_handlers(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
         return problem(error.status_code, error.detail, code=error.code, headers=error.headers)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from inventory_sync.db import Database
 from tests.erp_sync.conftest import FakeErp, Reply
@@ -25,6 +28,7 @@ class Figures:
     erp_requests: int = 0
     erp_redelivered: int = 0  # documents the ERP received more than once
     refused: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)  # intake answers with HTTP 200
     max_answer_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -69,6 +73,7 @@ def fill(figures: Figures, sender: h.Sender, erp: FakeErp, db: Database, started
     figures.posts = sender.stats.posts
     figures.acknowledged = sender.stats.acknowledged
     figures.refused = sender.stats.refused
+    figures.statuses = sender.stats.statuses
     figures.max_answer_seconds = sender.stats.max_answer_seconds
     keys = Counter(erp.keys())
     figures.documents = len(h.outbox_ids(db))
@@ -181,3 +186,96 @@ def scale_out(
         stop_erp(erp)
         db.dispose()
     return figures
+
+
+@dataclass
+class OutageFigures(Figures):
+    outage_seconds: float = 0.0
+    answers_during_outage: Counter[str] = field(default_factory=Counter)
+
+
+def outage(
+    database_url: str,
+    service_url: str,
+    workdir: Path,
+    *,
+    events: int,
+    interrupt: Callable[[], None],
+    rate: float = 40,
+    seed: int = 13,
+) -> OutageFigures:
+    """Load through an API and a worker reaching the database at `service_url`, while
+    `interrupt()` takes the database away and brings it back (it returns once it is back).
+    `database_url` reaches the database directly, for the checks."""
+    started = time.monotonic()
+    planned = h.plan_events(events, seed)
+    bodies = h.all_bodies(planned)
+    figures = OutageFigures(events=len(bodies))
+    erp = start_erp()
+    api = h.Api(service_url, workdir)
+    worker = h.WorkerProcess(service_url, erp.url, workdir)
+    db = Database(database_url, pool_size=2)
+    try:
+        api.start()
+        worker.start()
+        sender = h.Sender([api.url], bodies, connections=4, rate=rate, seed=seed).start()
+        h.wait_until(lambda: sender.sent >= sender.total // 3, 120, "load before the outage")
+        probe = Probe(api.url)
+        probe.start()
+        cut_at = time.monotonic()
+        interrupt()
+        figures.outage_seconds = time.monotonic() - cut_at
+        probe.stop()
+        figures.answers_during_outage = probe.answers
+        sender.join(timeout=300)
+        h.assert_exact(db, planned, sender)
+        wait_delivered(db, erp, timeout=90)
+        assert api.alive(), "the API died during the outage"
+        assert worker.alive(), "the worker died during the outage"
+        fill(figures, sender, erp, db, started)
+        figures.refused = sender.stats.refused
+    finally:
+        api.stop()
+        worker.stop()
+        stop_erp(erp)
+        db.dispose()
+    return figures
+
+
+class Probe:
+    """Reads an ops endpoint and /readyz in a loop, recording every answer: during an outage
+    they must be 503 with Retry-After, never a 500 or a hang."""
+
+    def __init__(self, url: str, bound_seconds: float = 12.0) -> None:
+        self.url = url
+        self.bound = bound_seconds
+        self.answers: Counter[str] = Counter()
+        self.problems: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        assert not self.problems, self.problems[:5]
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {h.READ_TOKEN}"}
+        with httpx.Client(timeout=self.bound) as client:
+            while not self.stopping.is_set():
+                for path in ("/v1/stock", "/readyz", "/v1/events"):
+                    try:
+                        response = client.get(self.url + path, headers=headers)
+                    except httpx.TimeoutException:
+                        self.problems.append(f"{path}: no answer within {self.bound} s")
+                        continue
+                    code = response.status_code
+                    self.answers[str(code)] += 1
+                    if code == 503 and "retry-after" not in response.headers:
+                        self.problems.append(f"{path}: 503 without Retry-After")
+                    if code not in (200, 503):
+                        self.problems.append(f"{path}: {code} {response.text[:200]}")
+                time.sleep(0.05)

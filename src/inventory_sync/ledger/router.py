@@ -52,7 +52,10 @@ def _csv(db: Database, where: repository.MovementFilter) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-@router.get("/ledger")
+@router.get(
+    "/ledger",
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def list_ledger(
     request: Request,
     _role: ReadAccess,
