@@ -309,6 +309,9 @@ def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outc
             slot = wanted
 
     values = _row_values(item, slot, row.raw_body, row.content_type, row.received_at)
+    # The stored body and how it arrived are never rewritten; only the verdict changes.
+    for kept in ("raw_body", "content_type", "received_at"):
+        del values[kept]
     values["replayed_at"] = now
     values["processed_at"] = now if item.status == ACCEPTED else None
     conn.execute(update(inbound_event).where(inbound_event.c.id == event_id).values(values))
