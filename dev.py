@@ -4,6 +4,7 @@
 python3 dev.py serve [options]   run the service (embedded SQLite unless configured)
 python3 dev.py test [pytest args] run the whole test suite
 python3 dev.py check             ruff and mypy
+python3 dev.py soak [--minutes N] the long reliability run (kills, a PostgreSQL restart)
 python3 dev.py cli ARGS...       any `inventory-sync` command
 """
 
@@ -52,6 +53,8 @@ def main(args: list[str]) -> int:
         os.execv(BIN / "inventory-sync", ["inventory-sync", *rest])
     if command == "test":
         return run(str(BIN / "python"), "-m", "pytest", "-n", "auto", *rest)
+    if command == "soak":
+        return run(str(BIN / "python"), "-m", "tests.reliability.soak", *rest)
     if command == "check":
         return (
             run(str(BIN / "ruff"), "check", ".")
