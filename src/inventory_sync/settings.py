@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
     erp_max_attempts: int = Field(default=12, ge=1, le=1000)
     erp_retry_base_seconds: float = Field(default=5.0, gt=0)
     erp_retry_max_seconds: float = Field(default=3600.0, gt=0)
-    return_locations: dict[str, str] = Field(default_factory=dict)
+    return_locations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
@@ -68,7 +70,12 @@ class Settings(BaseSettings):
     @classmethod
     def _return_locations(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = json.loads(value) if value.strip() else {}
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError(
+                    'expected JSON, e.g. {"2": "damaged"} (condition code to stock location)'
+                ) from None
         if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
             raise ValueError(
                 'expected a JSON object of condition code to stock location, e.g. {"2": "damaged"}'
@@ -93,8 +100,17 @@ class Settings(BaseSettings):
     @field_validator("erp_signing_secret")
     @classmethod
     def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("whsec_"):
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret.startswith("whsec_"):
             raise ValueError("expected a Standard Webhooks secret starting with whsec_")
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) < 16:
+            raise ValueError("expected whsec_ followed by at least 16 bytes in base64")
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,60 @@
+"""Configuration: defaults, parsing, and one clear line naming the variable when it is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from inventory_sync.settings import ConfigurationError, load_settings
+
+
+class TestSettings:
+    def test_defaults_are_the_embedded_set_up(self) -> None:
+        settings = load_settings(_env_file=None)
+        assert settings.database_url == "sqlite:///inventory-sync.db"
+        assert settings.is_sqlite
+        assert settings.erp_url is None
+        assert settings.erp_max_attempts == 12
+        assert settings.max_body_bytes == 10485760
+
+    def test_lists_and_maps_come_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("INVSYNC_WEBHOOK_KEYS", "new-key, old-key")
+        monkeypatch.setenv("INVSYNC_TENANTS", "acme,globex")
+        monkeypatch.setenv("INVSYNC_RETURN_LOCATIONS", '{"2": "damaged", "3": "repair"}')
+        settings = load_settings(_env_file=None)
+        assert [k.get_secret_value() for k in settings.webhook_keys] == ["new-key", "old-key"]
+        assert settings.tenants == ["acme", "globex"]
+        assert settings.return_locations == {"2": "damaged", "3": "repair"}
+
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("INVSYNC_DATABASE_URL", "mysql://root@localhost/x"),
+            ("INVSYNC_ERP_URL", "ftp://erp"),
+            ("INVSYNC_ERP_SIGNING_SECRET", "not-a-secret"),
+            ("INVSYNC_ERP_SIGNING_SECRET", "whsec_not*base64"),
+            ("INVSYNC_ERP_SIGNING_SECRET", "whsec_c2hvcnQ="),
+            ("INVSYNC_RETURN_LOCATIONS", "{not json"),
+            ("INVSYNC_RETURN_LOCATIONS", '{"2": 5}'),
+            ("INVSYNC_ERP_CONCURRENCY", "0"),
+            ("INVSYNC_LOG_LEVEL", "loud"),
+            ("INVSYNC_MAX_BODY_BYTES", "ten"),
+        ],
+    )
+    def test_bad_value_names_the_variable_in_one_line(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+    ) -> None:
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigurationError) as error:
+            load_settings(_env_file=None)
+        message = str(error.value)
+        assert message.startswith(f"{variable}:")
+        assert "\n" not in message
+        assert value not in message or "SECRET" not in variable
+
+    def test_retry_bounds_must_be_ordered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("INVSYNC_ERP_RETRY_BASE_SECONDS", "60")
+        monkeypatch.setenv("INVSYNC_ERP_RETRY_MAX_SECONDS", "5")
+        with pytest.raises(ConfigurationError, match="INVSYNC_ERP_RETRY_MAX_SECONDS"):
+            load_settings(_env_file=None)
