@@ -160,8 +160,9 @@ def extras(results: dict[str, Any]) -> str:
             f"ev/s vs {pre['empty']['events_s']:.0f} ev/s empty, **ratio {pre['ratio']:.2f}** "
             f"(p99 {pre['prefilled']['p99_ms']:.0f} vs {pre['empty']['p99_ms']:.0f} ms)"
         )
-    drain = results.get("drain")
-    if drain:
+    for drain in (results.get("drain"), results.get("drain_concurrency_16")):
+        if not drain:
+            continue
         if drain.get("documents_s") is not None:
             lines.append(
                 f"- Worker drain ({drain['how']}): {drain['delivered']} documents, "
@@ -189,8 +190,8 @@ def profile_md(results: dict[str, Any]) -> str:
     if not prof or not prof.get("samples"):
         return f"Profile: {prof.get('skipped', 'none') if prof else 'none'}"
     lines = [
-        f"Profile: {prof['samples']} CPU samples of the product process (py-spy, 200 Hz, idle "
-        f"excluded) at 50 items/event, 16 connections "
+        f"Profile: {prof['samples']} samples of the thread holding the GIL in the product "
+        f"process (py-spy --gil, 200 Hz) at 50 items/event, 16 connections "
         f"({prof.get('events_s_while_profiling', 0):.0f} ev/s while sampled).",
         "",
         "| where (innermost frame) | % of samples |",

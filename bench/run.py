@@ -253,13 +253,25 @@ class App:
 
     def truncate(self) -> None:
         tables = PRODUCT_TABLES if self.name == "product" else "ledger_row, raw_event"
-        sql(self.dsn, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        # A request wrk cut off at the end of a run may still be inserting: let it finish, and
+        # retry if TRUNCATE still meets it (deadlock between their locks).
+        for attempt in range(5):
+            time.sleep(0.5)
+            try:
+                sql(self.dsn, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
 
     def stored(self) -> tuple[int, int]:
-        events = sql(
-            self.dsn, f"SELECT count(*) FROM {self.events_table} WHERE {self.accepted_filter}"
-        )[0][0]
-        ledger = sql(self.dsn, f"SELECT count(*) FROM {self.ledger_table}")[0][0]
+        # One statement, one snapshot: a request wrk cut off at the end may commit meanwhile.
+        time.sleep(0.5)
+        events, ledger = sql(
+            self.dsn,
+            f"SELECT (SELECT count(*) FROM {self.events_table} WHERE {self.accepted_filter}), "
+            f"(SELECT count(*) FROM {self.ledger_table})",
+        )[0]
         return int(events), int(ledger)
 
 
@@ -337,7 +349,7 @@ def has_worker_command() -> bool:
 
 
 def profile_product(app: App, plan: Plan, out: Path) -> dict[str, Any]:
-    """py-spy the product under 50-item load; summarise where the samples fall."""
+    """py-spy (GIL holder only) on the product under 50-item load; where the samples fall."""
     py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
     if not Path(py_spy).exists():
         return {"skipped": "py-spy not installed (pip install py-spy)"}
@@ -359,6 +371,9 @@ def profile_product(app: App, plan: Plan, out: Path) -> dict[str, Any]:
             "--output",
             str(raw_path),
             "--nonblocking",
+            # Only the thread holding the GIL: where the API process spends CPU in Python.
+            # Without it, threads blocked in psycopg's wait on PostgreSQL count as busy.
+            "--gil",
         ],
         stdout=subprocess.DEVNULL,
         stderr=(out / "py-spy.log").open("wb"),
@@ -482,6 +497,44 @@ def measure_drain(dsn: str, timeout: int) -> dict[str, Any]:
     }
 
 
+REQUEUE = """
+UPDATE outbox_message SET status = 'pending', attempts = 0, next_attempt_at = now(),
+    claimed_by = NULL, claimed_until = NULL, delivered_at = NULL, last_error = NULL,
+    last_status_code = NULL
+WHERE status = 'delivered'
+"""
+
+
+def drain_with_worker(
+    dsn: str,
+    erp_url: str,
+    out: Path,
+    plan: Plan,
+    *,
+    concurrency: int | None = None,
+    requeue: bool = False,
+) -> dict[str, Any]:
+    """`inventory-sync worker` into the stand-in until nothing is pending."""
+    if requeue:
+        sql(dsn, "TRUNCATE sync_attempt")
+        sql(dsn, REQUEUE)
+    env = product_env(dsn, erp_url)
+    how = "inventory-sync worker"
+    if concurrency is not None:
+        env["INVSYNC_ERP_CONCURRENCY"] = str(concurrency)
+        how += f", INVSYNC_ERP_CONCURRENCY={concurrency}"
+    else:
+        how += ", default concurrency"
+    log(f"drain: {how}, {pending(dsn)} pending")
+    worker = Process("worker", [str(BIN / "inventory-sync"), "worker"], env, out)
+    try:
+        result = {"how": how, **measure_drain(dsn, plan.drain_timeout)}
+    finally:
+        worker.stop()
+    log(f"  {result['documents_s'] or 0:.0f} documents/s ({result['delivered']} delivered)")
+    return result
+
+
 PREFILL = """
 INSERT INTO inbound_event (slot, tenant, name, payload_id, chunk_number, status, content_hash,
     location_id, occurred_at, published_at, raw_body, content_type, received_at, processed_at)
@@ -579,6 +632,9 @@ def main() -> None:
         ledger_table="ledger_row",
         accepted_filter="true",
     )
+    for port in (PRODUCT_PORT, BASELINE_PORT, STANDIN_PORT):
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
+            sys.exit(f"port {port} is already in use; stop what listens there first")
     processes: list[Process] = []
     try:
         product.dsn = recreate_database(product_db)
@@ -661,20 +717,10 @@ def main() -> None:
         standin.wait_port(STANDIN_PORT)
         erp_url = f"http://{HOST}:{STANDIN_PORT}/erp"
         if worker_cli:
-            log(
-                f"drain: `inventory-sync worker` into the stand-in ({pending(product.dsn)} pending)"
+            results["drain"] = drain_with_worker(product.dsn, erp_url, out, plan)
+            results["drain_concurrency_16"] = drain_with_worker(
+                product.dsn, erp_url, out, plan, concurrency=16, requeue=True
             )
-            worker = Process(
-                "worker",
-                [str(BIN / "inventory-sync"), "worker"],
-                product_env(product.dsn, erp_url),
-                out,
-            )
-            processes.append(worker)
-            results["drain"] = {"how": "inventory-sync worker", **measure_drain(
-                product.dsn, plan.drain_timeout)}  # fmt: skip
-            worker.stop()
-            log(f"  {results['drain']}")
         else:
             results["drain"] = {"how": "no `inventory-sync worker` command in this build"}
             log("  no `inventory-sync worker` command; drain measured with serve + worker below")
@@ -699,13 +745,11 @@ def main() -> None:
         product.process.stop()
         processes.remove(product.process)
         product.truncate()
-        off = run_cell_restarted(product, out, plan, worker=False, erp_url=erp_url)
-        processes.append(product.process)
+        off = run_cell_restarted(product, out, plan, processes, worker=False, erp_url=erp_url)
         product.process.stop()
         processes.remove(product.process)
         product.truncate()
-        on = run_cell_restarted(product, out, plan, worker=True, erp_url=erp_url)
-        processes.append(product.process)
+        on = run_cell_restarted(product, out, plan, processes, worker=True, erp_url=erp_url)
         delivered = int(
             sql(product.dsn, "SELECT count(*) FROM outbox_message WHERE status = 'delivered'")[0][0]
         )
@@ -746,9 +790,10 @@ def main() -> None:
 
 
 def run_cell_restarted(
-    app: App, out: Path, plan: Plan, *, worker: bool, erp_url: str
+    app: App, out: Path, plan: Plan, processes: list[Process], *, worker: bool, erp_url: str
 ) -> dict[str, Any]:
     app.process = start_product(app.dsn, out, worker=worker, erp_url=erp_url)
+    processes.append(app.process)  # stopped by main()'s finally whatever happens next
     wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{int(time.time())}",
         items=50, dup=0.0)  # fmt: skip
     app.truncate()
