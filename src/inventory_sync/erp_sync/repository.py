@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso, utcnow
 from inventory_sync.erp_sync.models import outbox_message, sync_attempt
+from inventory_sync.filters import narrow
 
 m = outbox_message
 SUMMARY = [c for c in m.c if c.name != "document"]
@@ -74,15 +75,16 @@ def list_messages(
 ) -> list[dict[str, Any]]:
     """Messages in the order their events were accepted (by `event_id`), after a cursor."""
     query = select(*SUMMARY).order_by(m.c.event_id).limit(limit)
-    for column, value in (
-        (m.c.status, where.status),
-        (m.c.type, where.type),
-        (m.c.event_id, where.event_id),
-        (m.c.tenant, where.tenant),
-        (m.c.location_id, where.location_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = narrow(
+        query,
+        [
+            (m.c.status, where.status),
+            (m.c.type, where.type),
+            (m.c.event_id, where.event_id),
+            (m.c.tenant, where.tenant),
+            (m.c.location_id, where.location_id),
+        ],
+    )
     if after is not None:
         query = query.where(m.c.event_id > after)
     return [message_json(row) for row in conn.execute(query)]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from inventory_sync.db import Database
 from inventory_sync.events import router as events_router
+from inventory_sync.filters import narrow
 from inventory_sync.settings import Settings
 from inventory_sync.webhooks import service as intake
 from inventory_sync.webhooks.models import inbound_event
@@ -59,13 +60,13 @@ def quarantined_ids(
             .order_by(e.c.id)
             .limit(BATCH)
         )
-        for column, value in ((e.c.name, name), (e.c.tenant, tenant)):
-            if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(e.c.received_at >= since)
-        if until is not None:
-            query = query.where(e.c.received_at < until)
+        query = narrow(
+            query,
+            [(e.c.name, name), (e.c.tenant, tenant)],
+            period=e.c.received_at,
+            since=since,
+            until=until,
+        )
         with db.snapshot() as conn:
             ids = list(conn.execute(query).scalars())
         yield from ids

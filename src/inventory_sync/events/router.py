@@ -14,6 +14,7 @@ from inventory_sync.auth import AdminAccess, ReadAccess
 from inventory_sync.db import Database, iso, utcnow
 from inventory_sync.erp_sync import repository as erp_repository
 from inventory_sync.errors import NotFound
+from inventory_sync.filters import narrow
 from inventory_sync.ledger import repository as ledger_repository
 from inventory_sync.queryparams import TextQuery, TimeQuery, timestamp
 from inventory_sync.webhooks import service as intake
@@ -62,20 +63,19 @@ def list_events(
     """Stored events in arrival order. `since`/`until` filter on `received_at` (`until`
     exclusive)."""
     query = select(*SUMMARY).order_by(e.c.id).limit(limit + 1)
-    for column, value in (
-        (e.c.status, status),
-        (e.c.name, name),
-        (e.c.tenant, tenant),
-        (e.c.location_id, location_id),
-        (e.c.payload_id, payload_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    start, end = timestamp("since", since), timestamp("until", until)
-    if start is not None:
-        query = query.where(e.c.received_at >= start)
-    if end is not None:
-        query = query.where(e.c.received_at < end)
+    query = narrow(
+        query,
+        [
+            (e.c.status, status),
+            (e.c.name, name),
+            (e.c.tenant, tenant),
+            (e.c.location_id, location_id),
+            (e.c.payload_id, payload_id),
+        ],
+        period=e.c.received_at,
+        since=timestamp("since", since),
+        until=timestamp("until", until),
+    )
     position = pagination.decode(cursor, (int,))
     if position is not None:
         query = query.where(e.c.id > position[0])

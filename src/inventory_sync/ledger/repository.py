@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso
+from inventory_sync.filters import narrow
 from inventory_sync.ledger.domain import Kind
 from inventory_sync.ledger.models import count_observation, ledger_movement
 
@@ -41,21 +42,20 @@ class MovementFilter:
 
 
 def movements_query(where: MovementFilter, after_id: int | None = None) -> Select[Any]:
-    query = select(m).order_by(m.c.id)
-    for column, value in (
-        (m.c.tenant, where.tenant),
-        (m.c.location_id, where.location_id),
-        (m.c.product_id, where.product_id),
-        (m.c.stock_location, where.stock_location),
-        (m.c.kind, where.kind),
-        (m.c.event_id, where.event_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if where.since is not None:
-        query = query.where(m.c.occurred_at >= where.since)
-    if where.until is not None:
-        query = query.where(m.c.occurred_at < where.until)
+    query = narrow(
+        select(m).order_by(m.c.id),
+        [
+            (m.c.tenant, where.tenant),
+            (m.c.location_id, where.location_id),
+            (m.c.product_id, where.product_id),
+            (m.c.stock_location, where.stock_location),
+            (m.c.kind, where.kind),
+            (m.c.event_id, where.event_id),
+        ],
+        period=m.c.occurred_at,
+        since=where.since,
+        until=where.until,
+    )
     if after_id is not None:
         query = query.where(m.c.id > after_id)
     return query

@@ -17,6 +17,7 @@ from sqlalchemy import Select, and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso
+from inventory_sync.filters import narrow
 from inventory_sync.webhooks.models import inbound_event
 
 e = inbound_event
@@ -54,17 +55,14 @@ def _incomplete(where: ChunkFilter, after: list[str] | None) -> Select[Any]:
         .group_by(e.c.tenant, e.c.name, e.c.payload_id)
         .having(total > received)
     )
-    for column, value in (
-        (e.c.tenant, where.tenant),
-        (e.c.name, where.name),
-        (e.c.payload_id, where.payload_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if where.since is not None:
-        query = query.having(first_received >= where.since)
-    if where.until is not None:
-        query = query.having(first_received < where.until)
+    query = narrow(
+        query,
+        [(e.c.tenant, where.tenant), (e.c.name, where.name), (e.c.payload_id, where.payload_id)],
+        period=first_received,
+        since=where.since,
+        until=where.until,
+        aggregate=True,
+    )
     if after is not None:
         query = query.where(tuple_(e.c.tenant, e.c.name, e.c.payload_id) > tuple_(*after))
     return query

@@ -19,6 +19,7 @@ from sqlalchemy import Select, case, func, null, select
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso
+from inventory_sync.filters import narrow
 from inventory_sync.ledger import repository as ledger_repository
 from inventory_sync.ledger.models import count_observation
 
@@ -52,19 +53,19 @@ def _lines(where: CountFilter, after_id: int | None, limit: int | None) -> Selec
         .scalar_subquery()
     )
     query = select(c, anchor_at.label("anchor_at")).order_by(c.c.id)
-    for column, value in (
-        (c.c.tenant, where.tenant),
-        (c.c.location_id, where.location_id),
-        (c.c.stock_location, where.stock_location),
-        (c.c.product_id, where.product_id),
-        (c.c.count_id, where.count_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if where.since is not None:
-        query = query.where(c.c.counted_at >= where.since)
-    if where.until is not None:
-        query = query.where(c.c.counted_at < where.until)
+    query = narrow(
+        query,
+        [
+            (c.c.tenant, where.tenant),
+            (c.c.location_id, where.location_id),
+            (c.c.stock_location, where.stock_location),
+            (c.c.product_id, where.product_id),
+            (c.c.count_id, where.count_id),
+        ],
+        period=c.c.counted_at,
+        since=where.since,
+        until=where.until,
+    )
     if after_id is not None:
         query = query.where(c.c.id > after_id)
     if limit is not None:

@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from inventory_sync.db import iso
+from inventory_sync.filters import narrow
 from inventory_sync.ledger.domain import Kind
 from inventory_sync.ledger.models import ledger_movement, shipment_line
 from inventory_sync.webhooks.models import inbound_event
@@ -87,7 +88,7 @@ def _asns(
 ) -> Subquery:
     """One row per (tenant, asn_id) with the ASN's header: filtered, strictly after `after`,
     among `keys` if given, at most `limit`."""
-    query = select(
+    query: Select[Any] = select(
         s.c.tenant,
         s.c.asn_id,
         # Every chunk of an ASN carries the same header; max() just picks it.
@@ -97,20 +98,20 @@ def _asns(
         func.max(s.c.shipment_ref).label("shipment_ref"),
         func.min(s.c.shipped_at).label("shipped_at"),
     ).group_by(s.c.tenant, s.c.asn_id)
-    for column, value in (
-        (s.c.tenant, where.tenant),
-        (s.c.asn_id, where.asn_id),
-        (s.c.origin_location_id, where.origin_location_id),
-        (s.c.destination_location_id, where.destination_location_id),
-        (s.c.shipment_ref, where.shipment_ref),
-        (s.c.transfer_order_ref, where.transfer_order_ref),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if where.since is not None:
-        query = query.where(s.c.shipped_at >= where.since)
-    if where.until is not None:
-        query = query.where(s.c.shipped_at < where.until)
+    query = narrow(
+        query,
+        [
+            (s.c.tenant, where.tenant),
+            (s.c.asn_id, where.asn_id),
+            (s.c.origin_location_id, where.origin_location_id),
+            (s.c.destination_location_id, where.destination_location_id),
+            (s.c.shipment_ref, where.shipment_ref),
+            (s.c.transfer_order_ref, where.transfer_order_ref),
+        ],
+        period=s.c.shipped_at,
+        since=where.since,
+        until=where.until,
+    )
     if after is not None:
         query = query.where(tuple_(s.c.tenant, s.c.asn_id) > tuple_(*after))
     if keys is not None:
@@ -288,19 +289,18 @@ def _unmatched(where: UnmatchedFilter) -> Select[Any]:
         ~_asn_id_known(e.c.tenant, e.c.asn_id),
         ~_shipment_ref_known(e.c.tenant, e.c.shipment_ref),
     )
-    for column, value in (
-        (e.c.tenant, where.tenant),
-        (e.c.location_id, where.location_id),
-        (e.c.asn_id, where.asn_id),
-        (e.c.shipment_ref, where.shipment_ref),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if where.since is not None:
-        query = query.where(e.c.occurred_at >= where.since)
-    if where.until is not None:
-        query = query.where(e.c.occurred_at < where.until)
-    return query
+    return narrow(
+        query,
+        [
+            (e.c.tenant, where.tenant),
+            (e.c.location_id, where.location_id),
+            (e.c.asn_id, where.asn_id),
+            (e.c.shipment_ref, where.shipment_ref),
+        ],
+        period=e.c.occurred_at,
+        since=where.since,
+        until=where.until,
+    )
 
 
 def list_unmatched(
