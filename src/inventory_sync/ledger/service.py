@@ -7,7 +7,7 @@ outbox message together, so a stock change without its ERP document cannot exist
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +105,30 @@ def record(conn: Connection, source: Source, effect: Effect, recorded_at: dateti
                 for m in effect.movements
             ],
         )
+    _record_observations(conn, source, effect)
+    message_id, body = _document(source, effect)
+    outbox.enqueue(
+        conn,
+        message_id=message_id,
+        event_id=source.event_id,
+        tenant=source.tenant,
+        type_=effect.document_type.value,
+        location_id=effect.location_id,
+        document=body,
+        now=recorded_at,
+    )
+    return message_id
+
+
+def _document(source: Source, effect: Effect) -> tuple[str, str]:
+    message_id = erp_document.message_id(
+        source.tenant, source.name, source.payload_id, source.chunk_number
+    )
+    return message_id, erp_document.build(message_id, source, effect)
+
+
+def _record_observations(conn: Connection, source: Source, effect: Effect) -> None:
+    """Count observations and ASN shipment lines, which reconciliation reads."""
     if effect.counts:
         conn.execute(
             insert(count_observation),
@@ -147,18 +171,56 @@ def record(conn: Connection, source: Source, effect: Effect, recorded_at: dateti
                 for line in shipment.lines
             ],
         )
-    message_id = erp_document.message_id(
-        source.tenant, source.name, source.payload_id, source.chunk_number
+
+
+# PostgreSQL, new accepted event: the inbox row, its movements and its outbox message in ONE
+# statement (data-modifying CTEs), so the common case costs a single round trip between BEGIN
+# and COMMIT. Nothing but the inbox insert runs when its slot is taken: the other inserts select
+# from its (then empty) RETURNING.
+_EVENT_WITH_EFFECT = """
+WITH ev AS (
+    INSERT INTO inbound_event ({columns}) VALUES ({values})
+    ON CONFLICT (slot) DO NOTHING RETURNING id
+), mv AS (
+    INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
+        quantity, kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
+    SELECT ev.id, %(tenant)s, %(location_id)s, t.s, t.p, t.q, t.k, %(occurred_at)s,
+        %(recorded_at)s, %(event_name)s, t.n, t.g, t.r
+    FROM ev CROSS JOIN ROWS FROM (json_to_recordset(%(rows)s::json)
+        AS (s text, p text, q bigint, k text, n integer, g smallint, r json))
+        WITH ORDINALITY AS t (s, p, q, k, n, g, r, i)
+    ORDER BY t.i
+), ob AS (
+    INSERT INTO outbox_message (id, event_id, tenant, type, location_id, document, status,
+        attempts, next_attempt_at, created_at, updated_at)
+    SELECT %(message_id)s, ev.id, %(tenant)s, %(document_type)s, %(location_id)s, %(document)s,
+        'pending', 0, %(recorded_at)s, %(recorded_at)s, %(recorded_at)s
+    FROM ev
+)
+SELECT id FROM ev
+"""
+
+
+def record_with_event(
+    conn: Connection,
+    event_row: dict[str, Any],
+    source: Source,
+    effect: Effect,
+    recorded_at: datetime,
+) -> int | None:
+    """PostgreSQL only: insert the inbox row `event_row` unless its slot is taken and, if it
+    was inserted, the effect and the ERP document with it. Returns the new event id, or None
+    when the slot was taken (then nothing is written). `source.event_id` is not used."""
+    columns = list(event_row)
+    sql = _EVENT_WITH_EFFECT.format(
+        columns=", ".join(columns), values=", ".join(f"%(e_{c})s" for c in columns)
     )
-    body = erp_document.build(message_id, source, effect)
-    outbox.enqueue(
-        conn,
-        message_id=message_id,
-        event_id=source.event_id,
-        tenant=source.tenant,
-        type_=effect.document_type.value,
-        location_id=effect.location_id,
-        document=body,
-        now=recorded_at,
-    )
-    return message_id
+    message_id, body = _document(source, effect)
+    params = _movement_rows(conn, source, effect, recorded_at)
+    params.pop("event_id")
+    params.update({f"e_{c}": v for c, v in event_row.items()})
+    params.update(message_id=message_id, document=body, document_type=effect.document_type.value)
+    event_id: int | None = conn.exec_driver_sql(sql, params).scalar_one_or_none()
+    if event_id is not None:
+        _record_observations(conn, replace(source, event_id=event_id), effect)
+    return event_id

@@ -208,15 +208,22 @@ def _row_values(
     }
 
 
-def apply(conn: Connection, event_id: int, item: Classified, now: datetime) -> None:
-    """Write the ledger rows and the outbox message of an accepted event."""
-    assert item.effect is not None
+def _source(event_id: int, item: Classified) -> ledger_service.Source:
     assert item.key is not None
     tenant, name, payload_id, chunk_number = item.key
-    source = ledger_service.Source(
+    return ledger_service.Source(
         event_id, tenant, name, payload_id, chunk_number, item.total_chunks, item.published_at
     )
-    ledger_service.record(conn, source, item.effect, now)
+
+
+def _effect(item: Classified) -> domain.Effect:
+    assert item.effect is not None
+    return item.effect
+
+
+def apply(conn: Connection, event_id: int, item: Classified, now: datetime) -> None:
+    """Write the ledger rows and the outbox message of an accepted event."""
+    ledger_service.record(conn, _source(event_id, item), _effect(item), now)
 
 
 def store(
@@ -236,10 +243,16 @@ def store(
         return Outcome(existing.status, existing.id, existing.error, name=item.name)
 
     slot = primary_slot(item.key)
-    event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
-    if event_id is not None:
-        if item.status == ACCEPTED:
+    values = _row_values(item, slot, body, content_type, now)
+    if item.status == ACCEPTED and conn.dialect.name == "postgresql":
+        event_id = ledger_service.record_with_event(
+            conn, values, _source(0, item), _effect(item), now
+        )
+    else:
+        event_id = _insert(conn, values)
+        if event_id is not None and item.status == ACCEPTED:
             apply(conn, event_id, item, now)
+    if event_id is not None:
         return Outcome(item.status, event_id, item.error, name=item.name)
 
     known = conn.execute(
