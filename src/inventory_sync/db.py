@@ -118,7 +118,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every request. A connection found dead is
+        # answered 503 once (NewStore redelivers) and SQLAlchemy then drops the whole pool.
+        pool_pre_ping=False,
         pool_timeout=10,
         # A dead server must give a fast 503, never a hung webhook.
         connect_args={"connect_timeout": 5, "options": "-c statement_timeout=60000"},

@@ -71,6 +71,8 @@ def _clip(text: str, limit: int = 60) -> str:
 
 def _clean_text(value: str) -> str:
     # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded for storage.
+    if value.isascii() and "\x00" not in value and len(value) <= MAX_TEXT:
+        return value  # the common case, checked without encoding a copy
     if "\x00" in value:
         raise ValueError("NUL characters are not allowed")
     try:
