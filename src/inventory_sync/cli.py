@@ -11,11 +11,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from inventory_sync import logs, migrate
+from inventory_sync.commandline import settings_or_exit
 from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.erp_sync import commands as erp_commands
 from inventory_sync.events import commands as event_commands
 from inventory_sync.reconciliation import commands as reconciliation_commands
-from inventory_sync.settings import ConfigurationError, Settings, load_settings
 
 cli = typer.Typer(
     help="newstore-inventory-sync: NewStore inventory events to ledger and ERP.",
@@ -32,14 +32,6 @@ cli.command("status")(reconciliation_commands.status)
 
 # Tells the app factory, in each uvicorn process, whether to run the in-process worker.
 _IN_PROCESS_WORKER = "INVSYNC_SERVE_IN_PROCESS_WORKER"
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as error:
-        typer.echo(f"configuration error: {error}", err=True)
-        raise typer.Exit(2) from None
 
 
 def app_factory() -> FastAPI:
@@ -64,18 +56,16 @@ def serve(
 
     settings = settings_or_exit()
     logs.configure(settings)
-    db = Database(settings.database_url, pool_size=1)
-    try:
-        # Once, before uvicorn starts its processes: the embedded schema and any generated
-        # credential are created here, so processes never race to create them.
-        prepare(settings, db)
-    except DatabaseUnavailable as error:
-        typer.echo(
-            f"warning: database unavailable at start ({error}); serving 503 until it is back",
-            err=True,
-        )
-    finally:
-        db.dispose()
+    with Database(settings.database_url, pool_size=1) as db:
+        try:
+            # Once, before uvicorn starts its processes: the embedded schema and any generated
+            # credential are created here, so processes never race to create them.
+            prepare(settings, db)
+        except DatabaseUnavailable as error:
+            typer.echo(
+                f"warning: database unavailable at start ({error}); serving 503 until it is back",
+                err=True,
+            )
     os.environ[_IN_PROCESS_WORKER] = "0" if no_worker else "1"
     typer.echo(
         f"inventory-sync on http://{host}:{port} (POST /webhooks/newstore, docs at /docs)",
@@ -97,25 +87,19 @@ def serve(
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     settings = settings_or_exit()
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    with Database(settings.database_url, pool_size=1) as db:
         migrate.upgrade(db, revision)
         with db.snapshot() as conn:
             typer.echo(f"schema at {migrate.current(conn)}")
-    finally:
-        db.dispose()
 
 
 @db_cli.command("current")
 def db_current() -> None:
     """Show the schema revision and whether it is at head (exit 1 when behind)."""
     settings = settings_or_exit()
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    with Database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             found = migrate.current(conn)
-    finally:
-        db.dispose()
     head = migrate.head()
     typer.echo(f"current: {found or 'none'}\nhead:    {head}")
     if found != head:

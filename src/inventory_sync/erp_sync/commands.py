@@ -9,19 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from inventory_sync import logs, migrate
+from inventory_sync.commandline import settings_or_exit
 from inventory_sync.db import Database, utcnow
 from inventory_sync.erp_sync import client, outbox, repository, standin
 from inventory_sync.erp_sync import worker as erp_worker
-from inventory_sync.settings import Settings
 
 sync_cli = typer.Typer(help="The outbox of ERP documents.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    # Imported here: cli.py imports this module to register its commands.
-    from inventory_sync.cli import settings_or_exit
-
-    return settings_or_exit()
 
 
 def worker() -> None:
@@ -30,7 +23,7 @@ def worker() -> None:
     On a signal it stops claiming, lets in-flight deliveries finish (bounded by the request
     timeout) and releases whatever is still unfinished.
     """
-    settings = _settings()
+    settings = settings_or_exit()
     logs.configure(settings)
     if settings.erp_signing_secret is not None:
         try:
@@ -59,15 +52,12 @@ def list_messages(
     """Show outbox messages, oldest event first."""
     if status not in (None, outbox.PENDING, outbox.DELIVERED, outbox.DEAD):
         raise typer.BadParameter("expected pending, delivered or dead", param_hint="--status")
-    settings = _settings()
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    settings = settings_or_exit()
+    with Database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             rows = repository.list_messages(
                 conn, repository.MessageFilter(status=status), limit, None
             )
-    finally:
-        db.dispose()
     columns = ("id", "type", "status", "attempts", "next attempt", "last error")
     cells = [
         (
@@ -103,17 +93,14 @@ def retry(
     """Deliver MESSAGE_ID again now, or every dead message with --all-dead."""
     if (message_id is None) == (not all_dead):
         raise typer.BadParameter("give either a MESSAGE_ID or --all-dead")
-    settings = _settings()
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    settings = settings_or_exit()
+    with Database(settings.database_url, pool_size=1) as db:
         with db.transaction() as conn:
             if all_dead:
                 typer.echo(f"{outbox.retry_dead(conn, utcnow())} dead message(s) back to pending")
                 return
             assert message_id is not None
             before = outbox.retry(conn, message_id, utcnow())
-    finally:
-        db.dispose()
     if before is None:
         typer.echo(f"no sync message {message_id}", err=True)
         raise typer.Exit(1)
@@ -126,13 +113,10 @@ def retry(
 @sync_cli.command("status")
 def status() -> None:
     """Pending, delivered and dead counts, and the age of the oldest pending message."""
-    settings = _settings()
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    settings = settings_or_exit()
+    with Database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             backlog = repository.backlog(conn)
-    finally:
-        db.dispose()
     age = backlog["oldest_pending_age_seconds"]
     typer.echo(
         f"pending {backlog['pending']}  delivered {backlog['delivered']}  dead {backlog['dead']}"

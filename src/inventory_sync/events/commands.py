@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from inventory_sync.commandline import settings_or_exit
 from inventory_sync.db import Database
 from inventory_sync.events import router as events_router
 from inventory_sync.filters import narrow
-from inventory_sync.settings import Settings
 from inventory_sync.webhooks import service as intake
 from inventory_sync.webhooks.models import inbound_event
 from inventory_sync.webhooks.schemas import parse_timestamp
@@ -21,13 +21,6 @@ events_cli = typer.Typer(help="Stored NewStore events.", no_args_is_help=True)
 
 # Ids are read in pages so a large backlog never sits in memory; each replay commits alone.
 BATCH = 500
-
-
-def _settings() -> Settings:
-    # Imported here: cli.py imports this module to register its commands.
-    from inventory_sync.cli import settings_or_exit
-
-    return settings_or_exit()
 
 
 def _time(option: str, value: str | None) -> datetime | None:
@@ -102,10 +95,9 @@ def replay(
     if event_id is not None and any(v is not None for v in (name, tenant, since, until)):
         raise typer.BadParameter("filters only apply with --all")
     start, end = _time("--since", since), _time("--until", until)
-    settings = _settings()
+    settings = settings_or_exit()
     rules = intake.Rules(frozenset(settings.tenants), dict(settings.return_locations))
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    with Database(settings.database_url, pool_size=1) as db:
         if event_id is not None:
             ids: Iterator[int] = iter([event_id])
         else:
@@ -122,8 +114,6 @@ def replay(
             failed = failed or outcome.status == intake.QUARANTINED
             detail = f" ({outcome.detail})" if outcome.detail else ""
             typer.echo(f"event {current}: {outcome.status}{detail}")
-    finally:
-        db.dispose()
     if all_:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "nothing to replay"
         typer.echo(f"replayed: {summary}")

@@ -7,16 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from inventory_sync.commandline import settings_or_exit
 from inventory_sync.db import Database
 from inventory_sync.reconciliation import repository
-from inventory_sync.settings import Settings
-
-
-def _settings() -> Settings:
-    # Imported here: cli.py imports this module to register its commands.
-    from inventory_sync.cli import settings_or_exit
-
-    return settings_or_exit()
 
 
 def _age(seconds: float | None) -> str:
@@ -61,11 +54,8 @@ def render(overview: dict[str, Any]) -> Table:
 
 def status() -> None:
     """Show events, ledger, stock positions, reconciliation and ERP sync at a glance."""
-    settings = _settings()
-    db = Database(settings.database_url, pool_size=1)
-    try:
+    settings = settings_or_exit()
+    with Database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             overview = repository.overview(conn)
-    finally:
-        db.dispose()
     Console().print(render(overview))
