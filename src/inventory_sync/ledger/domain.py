@@ -133,12 +133,17 @@ def _single_leg(
     stock_location_of: Any,
 ) -> tuple[list[Movement], list[DocumentLine]]:
     movements, lines = [], []
+    # Decided once: isinstance on a pydantic model class is slow enough to show per line.
+    returns = isinstance(payload, schemas.ReturnProcessed)
     for number, item in enumerate(payload.items, start=1):
         location = stock_location_of(item)
-        line_refs = dict(references)
-        if item.external_identifiers:
-            line_refs["external_identifiers"] = item.external_identifiers
-        if isinstance(item, schemas.ReturnLine):
+        line_refs = references
+        if item.external_identifiers or returns:
+            line_refs = dict(references)
+            if item.external_identifiers:
+                line_refs["external_identifiers"] = item.external_identifiers
+        if returns:
+            assert isinstance(item, schemas.ReturnLine)
             line_refs.update(
                 _refs(
                     return_reason=item.return_reason,
