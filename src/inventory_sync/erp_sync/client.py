@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import importlib.util
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,14 @@ from standardwebhooks.webhooks import Webhook
 from inventory_sync import __version__
 from inventory_sync.erp_sync.retry import parse_retry_after
 from inventory_sync.settings import Settings
+
+# httpcore 1.0 imports `sniffio` inside `current_async_library()`, which it calls for every
+# request (lock and event set-up); since anyio 4.11 no longer depends on sniffio, that import
+# usually fails, and Python does not cache a failed import: every request then searches
+# sys.path, a fifth of the worker's CPU (encode/httpcore#1103). A None entry makes the failing
+# import immediate, with the same result ("asyncio").
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 USER_AGENT = f"inventory-sync/{__version__}"
 # Kept from an error answer: enough to read the ERP's reason, small enough for every row.
@@ -64,20 +74,27 @@ class ErpClient:
         authorization: str | None = None,
         signing_secret: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        pool: int = 10,
     ) -> None:
         self.url = url
         self.timeout_seconds = timeout_seconds
         self._authorization = authorization
         self._signer = signer(signing_secret) if signing_secret else None
+        # One kept-alive HTTP/1.1 connection per concurrent delivery.
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        pool: int | None = None,
     ) -> ErpClient:
         if settings.erp_url is None:
             raise ValueError("INVSYNC_ERP_URL is not set")
@@ -89,6 +106,7 @@ class ErpClient:
             authorization=auth.get_secret_value() if auth else None,
             signing_secret=secret.get_secret_value() if secret else None,
             transport=transport,
+            pool=pool or settings.erp_concurrency,
         )
 
     def headers(self, message_id: str, document: str, now: datetime) -> dict[str, str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from inventory_sync.erp_sync.models import outbox_message, sync_attempt
@@ -54,6 +55,8 @@ class Claim:
     attempts: int
     # When the message was enqueued or last tried; see worker.py for why this matters.
     updated_at: datetime
+    # The end of the lease: after it, another worker may claim (and send) the message.
+    claimed_until: datetime
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def claim_due(
         .values(claimed_by=worker, claimed_until=lease_until)
         .returning(m.c.id, m.c.document, m.c.attempts, m.c.updated_at)
     ).all()
-    return [Claim(r.id, r.document, r.attempts, r.updated_at) for r in rows]
+    return [Claim(r.id, r.document, r.attempts, r.updated_at, lease_until) for r in rows]
 
 
 def finish(
@@ -152,6 +155,98 @@ def finish(
         .values(**values)
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One attempt and the message state it leads to, waiting to be recorded."""
+
+    claim: Claim
+    attempt: Attempt
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+
+
+# One statement for a whole batch on PostgreSQL: log every attempt (in order) and store each
+# message's new state, guarded like `finish()`; returns the ids whose state was stored.
+_FINISH_MANY_PG = text("""
+WITH batch AS (
+    SELECT * FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS (
+        id text, status text, attempts integer, next_attempt_at timestamptz,
+        attempted_at timestamptz, duration_ms integer, status_code integer, error text,
+        outcome text))
+        WITH ORDINALITY AS b (id, status, attempts, next_attempt_at, attempted_at,
+            duration_ms, status_code, error, outcome, n)
+),
+logged AS (
+    INSERT INTO sync_attempt (message_id, attempted_at, duration_ms, status_code, error,
+        outcome, worker)
+    SELECT id, attempted_at, duration_ms, status_code, error, outcome, :worker
+    FROM batch ORDER BY n
+)
+UPDATE outbox_message AS m SET
+    status = b.status,
+    attempts = b.attempts,
+    claimed_by = NULL,
+    claimed_until = NULL,
+    updated_at = b.attempted_at,
+    last_status_code = b.status_code,
+    last_error = b.error,
+    delivered_at = CASE WHEN b.status = 'delivered' THEN b.attempted_at ELSE m.delivered_at END,
+    next_attempt_at = COALESCE(b.next_attempt_at, m.next_attempt_at)
+FROM batch AS b
+WHERE m.id = b.id AND m.claimed_by = :worker AND m.status = 'pending'
+RETURNING m.id
+""")
+
+
+def finish_many(conn: Connection, batch: list[Finished], *, worker: str) -> set[str]:
+    """`finish()` for many messages in the caller's transaction (one commit for all).
+
+    Same rules: every attempt is logged, and a message's state is stored only while `worker`
+    still holds its claim. Returns the ids whose state was stored. On PostgreSQL this is one
+    statement whatever the batch size; SQLite (in-process, no round trips) takes them one by
+    one.
+    """
+    if not batch:
+        return set()
+    if conn.dialect.name != "postgresql":
+        return {
+            item.claim.id
+            for item in batch
+            if finish(
+                conn,
+                item.claim,
+                worker=worker,
+                attempt=item.attempt,
+                status=item.status,
+                attempts=item.attempts,
+                next_attempt_at=item.next_attempt_at,
+            )
+        }
+    rows = [
+        {
+            "id": item.claim.id,
+            "status": item.status,
+            "attempts": item.attempts,
+            "next_attempt_at": _iso(item.next_attempt_at),
+            "attempted_at": _iso(item.attempt.attempted_at),
+            "duration_ms": item.attempt.duration_ms,
+            "status_code": item.attempt.status_code,
+            "error": item.attempt.error,
+            "outcome": item.attempt.outcome,
+        }
+        for item in batch
+    ]
+    kept = conn.execute(
+        _FINISH_MANY_PG, {"rows": json.dumps(rows, ensure_ascii=False), "worker": worker}
+    )
+    return {row[0] for row in kept}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def release(conn: Connection, ids: list[str], *, worker: str) -> int:

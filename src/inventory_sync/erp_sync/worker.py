@@ -6,6 +6,17 @@ lease (`outbox.claim_due`) sized well above the hard bound on one request, so se
 several machines share one outbox, and a worker killed with -9 loses nothing: its leases run
 out and another worker claims the messages again.
 
+Database work is batched, because a commit per message is what limits the rate: one
+transaction claims many due messages into a local queue, INVSYNC_ERP_CONCURRENCY "lanes" send
+them one after the other, and one transaction records every result that came in while the
+previous one was being written. A queued message is sent only while its lease still covers the
+request bound plus room to record the result (`send_bound`); one that waited longer is dropped
+from the queue and its lease left to run out, so a message is never sent by two workers at once.
+The queue is kept about a quarter of that wait long at the current request duration, so a slow
+ERP does not leave claims waiting in it. While the breaker is open, queued messages are released
+and only one probe at a time is claimed. On stop, queued claims are released at once, deliveries
+in flight get a bounded time to finish (the rest are released) and every result is recorded.
+
 Attempt budget: a retryable failure counts toward INVSYNC_ERP_MAX_ATTEMPTS only when it cannot
 be an outage, that is when the breaker was closed for the request and this worker has delivered
 some other message since the failing one was last tried. During an outage nothing is delivered,
@@ -23,6 +34,7 @@ import secrets
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -40,6 +52,8 @@ log = logging.getLogger("inventory_sync.erp_sync")
 
 BREAKER_THRESHOLD = 5
 POLL_SECONDS = 1.0
+# Claimed messages kept queued beyond the free lanes, at most (fewer when requests are slow).
+MAX_AHEAD = 100
 
 
 def worker_id() -> str:
@@ -50,6 +64,14 @@ def default_lease_seconds(timeout_seconds: float) -> float:
     """A request is cut off after `timeout_seconds`; the lease adds room for recording the
     result on a slow database, so a healthy worker never loses a claim it is working on."""
     return 2 * timeout_seconds + 10
+
+
+def send_bound(lease_seconds: float, timeout_seconds: float) -> float:
+    """Seconds a claim's lease must still run for the message to be sent: the request bound
+    plus half the lease's room beyond it (the other half may be spent waiting in the queue).
+    A lease no longer than the request bound (tests only) allows half the lease in the queue."""
+    spare = lease_seconds - timeout_seconds
+    return timeout_seconds + spare / 2 if spare > 0 else lease_seconds / 2
 
 
 class Worker:
@@ -65,15 +87,19 @@ class Worker:
         breaker_threshold: int = BREAKER_THRESHOLD,
         shutdown_grace_seconds: float | None = None,
         rng: random.Random | None = None,
+        max_ahead: int = MAX_AHEAD,
     ) -> None:
         self.settings = settings
         self.db = db
         self.name = name or worker_id()
         self.concurrency = settings.erp_concurrency
         self.max_attempts = settings.erp_max_attempts
-        self.lease = timedelta(
-            seconds=lease_seconds or default_lease_seconds(settings.erp_timeout_seconds)
-        )
+        lease = lease_seconds or default_lease_seconds(settings.erp_timeout_seconds)
+        self.lease = timedelta(seconds=lease)
+        # A queued claim is sent only while its lease has more than this left.
+        self.send_bound = timedelta(seconds=send_bound(lease, settings.erp_timeout_seconds))
+        self._queue_seconds = lease - self.send_bound.total_seconds()
+        self.max_ahead = max_ahead
         self.poll_seconds = poll_seconds
         # Deliveries are cut off after the request timeout, so this usually lets them finish.
         self.shutdown_grace_seconds = (
@@ -85,8 +111,24 @@ class Worker:
         self.backoff = Backoff(settings.erp_retry_base_seconds, settings.erp_retry_max_seconds)
         self.breaker = Breaker(breaker_threshold, self.backoff, self._rng)
         self._transport = transport
-        self._inflight: dict[asyncio.Task[None], outbox.Claim] = {}
         self._last_delivery: datetime | None = None
+        # Seconds per request, smoothed; None until the first answer.
+        self._request_seconds: float | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh per-run state (a Worker may run on several event loops one after the other)."""
+        # Claimed, not yet sent: (claim, claimed as a probe while the breaker was open).
+        self._queue: deque[tuple[outbox.Claim, bool]] = deque()
+        # Claims taken out of the queue but not to be sent (breaker opened): released soon.
+        self._to_release: list[str] = []
+        self._inflight: dict[int, outbox.Claim] = {}  # lane -> claim being sent
+        self._results: list[tuple[outbox.Finished, Result]] = []
+        self._closing = False  # lanes stop when the queue is empty
+        self._finishing = False  # the recorder stops when every result is written
+        self._work = asyncio.Event()  # something queued, or closing
+        self._room = asyncio.Event()  # worth claiming again (queue low, lane free, probe)
+        self._recorded = asyncio.Event()  # results are waiting to be written
 
     # -- public entry points ------------------------------------------------------------------
 
@@ -98,7 +140,7 @@ class Worker:
             await stop.wait()
             return
         try:
-            client = ErpClient.from_settings(self.settings, self._transport)
+            client = self._client()
         except ValueError as error:
             # Bad ERP settings must not take the API down with them: messages wait instead.
             log.error("erp_sync.misconfigured", extra={"error": str(error)})
@@ -106,29 +148,39 @@ class Worker:
             return
         log.info("erp_sync.worker_started", extra={"worker": self.name})
         stopping: asyncio.Task[object] = asyncio.create_task(stop.wait())
+        self._reset()
         try:
             async with client:
+                lanes, recorder = self._start(client)
                 try:
                     while not stop.is_set():
                         try:
-                            await self._step(client, stopping)
+                            await self._step(stopping)
                         except Exception:  # a bug here must not end deliveries for good
                             log.exception("erp_sync.loop_error")
                             await asyncio.wait({stopping}, timeout=self.poll_seconds)
                 finally:
-                    await self._shutdown()
+                    await self._shutdown(lanes, recorder)
         finally:
             stopping.cancel()
             log.info("erp_sync.worker_stopped", extra={"worker": self.name})
 
     async def run_once(self) -> int:
-        """One round: claim what is due (up to the free slots) and deliver it. Returns how
-        many messages were tried."""
+        """One round: claim what is due (one batch), deliver it and record every result.
+        Returns how many messages were claimed."""
         if self.settings.erp_url is None:
             return 0
-        async with ErpClient.from_settings(self.settings, self._transport) as client:
-            claims = await self._claim(client)
-            await asyncio.gather(*self._inflight)
+        self._reset()
+        async with self._client() as client:
+            claims = await self._claim(self._claim_limit())
+            lanes, recorder = self._start(client)
+            self._closing = True  # the lanes stop once the queue is empty
+            self._work.set()
+            await asyncio.gather(*lanes)
+            self._finishing = True
+            self._recorded.set()
+            await recorder
+            await self._release_set_aside()
         return len(claims)
 
     async def run_for(self, seconds: float) -> None:
@@ -144,7 +196,7 @@ class Worker:
 
         async def watch() -> None:
             while not stop.is_set():
-                if not self._inflight and not await asyncio.to_thread(self._any_pending):
+                if self._idle() and not await asyncio.to_thread(self._any_pending):
                     stop.set()
                     return
                 await asyncio.sleep(self.poll_seconds)
@@ -152,49 +204,136 @@ class Worker:
         async with asyncio.timeout(timeout):
             await asyncio.gather(self.run(stop), watch())
 
-    # -- the loop -----------------------------------------------------------------------------
+    # -- the claimer --------------------------------------------------------------------------
 
-    async def _step(self, client: ErpClient, stopping: asyncio.Task[object]) -> None:
-        claims = await self._claim(client)
-        if claims and not self.breaker.is_open and len(self._inflight) < self.concurrency:
-            wait = 0.0  # slots left over and maybe more is due
-        else:
-            # Woken earlier by a finished delivery (a free slot) or by `stop`.
-            wait = self.poll_seconds
-            if self.breaker.is_open and not self._inflight:
-                to_probe = self.breaker.seconds_to_probe(time.monotonic())
-                if to_probe > 0:
-                    wait = min(wait, to_probe)
-        wakers: set[asyncio.Task[object]] = {stopping, *self._inflight}
-        await asyncio.wait(wakers, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    def _client(self) -> ErpClient:
+        return ErpClient.from_settings(self.settings, self._transport, pool=self.concurrency)
 
-    def _free_slots(self) -> int:
+    def _start(self, client: ErpClient) -> tuple[list[asyncio.Task[None]], asyncio.Task[None]]:
+        lanes = [asyncio.create_task(self._lane(client, n)) for n in range(self.concurrency)]
+        return lanes, asyncio.create_task(self._recorder())
+
+    def _idle(self) -> bool:
+        return not (self._queue or self._inflight or self._results)
+
+    async def _step(self, stopping: asyncio.Task[object]) -> None:
+        """Claim when the queue runs low, then wait until it is worth looking again."""
+        if self.breaker.is_open:
+            await self._release_set_aside(queued_too=True)
+        limit = self._claim_limit()
+        if limit > 0:
+            claims = await self._claim(limit)
+            if len(claims) == limit and not self.breaker.is_open:
+                return  # maybe more is due: look again at once
+        wait = self.poll_seconds
+        if self.breaker.is_open and not self._inflight:
+            to_probe = self.breaker.seconds_to_probe(time.monotonic())
+            if to_probe > 0:
+                wait = min(wait, to_probe)
+        if limit > 0:
+            # Less was due than there was room for: only time (or new messages) helps.
+            await asyncio.wait({stopping}, timeout=wait)
+            return
+        self._room.clear()
+        if self._claim_limit() > 0:
+            return
+        room = asyncio.create_task(self._room.wait())
+        try:
+            await asyncio.wait({stopping, room}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            room.cancel()
+
+    def _ahead(self) -> int:
+        """How many claims to keep queued beyond the free lanes: about a quarter of the time a
+        claim may wait (`send_bound`) at the current request duration, at most `max_ahead`."""
+        if self._request_seconds is None:
+            return self.concurrency
+        seconds = max(self._request_seconds, 0.0005)
+        fits = int(self.concurrency * (self._queue_seconds / 4) / seconds)
+        return max(0, min(self.max_ahead, fits))
+
+    def _claim_limit(self) -> int:
+        """How many messages to claim now (0: not now)."""
         if self.breaker.is_open:
             # One probe at a time, when it is due, keeps the request rate low during an outage.
             due = self.breaker.probe_due(time.monotonic())
-            return 1 if due and not self._inflight else 0
-        return self.concurrency - len(self._inflight)
+            return 1 if due and not self._inflight and not self._queue else 0
+        free = self.concurrency - len(self._inflight)
+        ahead = self._ahead()
+        want = free + ahead - len(self._queue)
+        # Enough queued for now: claim again when about half of it is gone, in one batch.
+        if want <= 0 or (len(self._queue) > free and want < max(1, ahead // 2)):
+            return 0
+        return want
 
-    async def _claim(self, client: ErpClient) -> list[outbox.Claim]:
-        slots = self._free_slots()
-        if slots <= 0:
+    async def _claim(self, limit: int) -> list[outbox.Claim]:
+        if limit <= 0:
             return []
         probe = self.breaker.is_open
         try:
-            claims = await asyncio.to_thread(self._claim_due, slots)
+            claims = await asyncio.to_thread(self._claim_due, limit)
         except DatabaseUnavailable as error:
             log.warning("erp_sync.database_unavailable", extra={"error": str(error)[:200]})
             return []
-        for claim in claims:
-            task = asyncio.create_task(self._deliver(client, claim, probe=probe))
-            self._inflight[task] = claim
-            task.add_done_callback(self._forget)
+        if claims:
+            self._queue.extend((claim, probe) for claim in claims)
+            self._work.set()
         return claims
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(task, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("erp_sync.delivery_crashed", exc_info=task.exception())
+    async def _release_set_aside(self, *, queued_too: bool = False) -> None:
+        """Release claims that will not be sent (the breaker opened while they were queued)."""
+        if queued_too:
+            self._to_release.extend(c.id for c, probe in self._queue if not probe)
+            self._queue = deque(item for item in self._queue if item[1])
+        if not self._to_release:
+            return
+        ids, self._to_release = self._to_release, []
+        try:
+            released = await asyncio.to_thread(self._release, ids)
+        except DatabaseUnavailable:
+            released = 0  # their leases run out instead
+        log.info("erp_sync.claims_released", extra={"count": released, "reason": "breaker"})
+
+    # -- the lanes: at most `concurrency` requests in flight ----------------------------------
+
+    async def _lane(self, client: ErpClient, lane: int) -> None:
+        while True:
+            item = self._next()
+            if item is None:
+                if self._closing:
+                    return
+                self._work.clear()
+                await self._work.wait()
+                continue
+            claim, probe = item
+            self._inflight[lane] = claim
+            try:
+                await self._deliver(client, claim, probe=probe)
+            except Exception:  # the lease runs out and the message is tried again
+                log.exception("erp_sync.delivery_crashed", extra={"message_id": claim.id})
+            finally:
+                del self._inflight[lane]
+            if self.breaker.is_open or self._claim_limit() > 0:
+                self._room.set()  # the claimer looks again (and times the next probe)
+
+    def _next(self) -> tuple[outbox.Claim, bool] | None:
+        """The next queued claim that may be sent now, if any."""
+        while self._queue:
+            claim, probe = self._queue.popleft()
+            if self.breaker.is_open and not probe:
+                # Not a probe: during an outage only probes go out. Given back by the claimer.
+                self._to_release.append(claim.id)
+                self._room.set()
+                continue
+            if claim.claimed_until - utcnow() <= self.send_bound:
+                # Waited too long: the request might outlive the lease, and another worker
+                # could then send the same message. Leave it; the lease runs out.
+                log.warning("erp_sync.claim_expired_in_queue", extra={"message_id": claim.id})
+                continue
+            return claim, probe
+        if self._closing:
+            self._work.set()  # let the other idle lanes see it and stop
+        return None
 
     async def _deliver(self, client: ErpClient, claim: outbox.Claim, *, probe: bool) -> None:
         attempted_at = utcnow()
@@ -206,9 +345,13 @@ class Worker:
         except Exception as error:  # one odd message must never stop the worker
             log.exception("erp_sync.send_crashed", extra={"message_id": claim.id})
             result = Result(Outcome.RETRY, 0, error=f"internal error: {type(error).__name__}")
+        seconds = result.duration_ms / 1000
+        previous = self._request_seconds
+        self._request_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
         if result.outcome is Outcome.RETRY:
             if self.breaker.failed(time.monotonic(), probe=probe, retry_after=result.retry_after):
                 log.warning("erp_sync.breaker_opened", extra={"error": result.error})
+                self._room.set()  # queued claims are released
         else:
             if result.outcome is Outcome.DELIVERED:
                 self._last_delivery = utcnow()
@@ -222,33 +365,9 @@ class Worker:
             status_code=result.status_code,
             error=result.error,
         )
-        try:
-            kept = await asyncio.to_thread(
-                self._finish, claim, attempt, status, attempts, next_attempt_at
-            )
-        except DatabaseUnavailable as error:
-            # The lease runs out and the message is tried again: at-least-once, never lost.
-            log.warning(
-                "erp_sync.record_failed", extra={"message_id": claim.id, "error": str(error)[:200]}
-            )
-            return
-        fields = {
-            "message_id": claim.id,
-            "status_code": result.status_code,
-            "duration_ms": result.duration_ms,
-            "attempts": attempts,
-        }
-        if not kept:
-            log.warning("erp_sync.lease_lost", extra=fields)
-        elif status == outbox.DELIVERED:
-            log.info("erp_sync.sent", extra=fields)
-        elif status == outbox.DEAD:
-            log.error("erp_sync.dead", extra={**fields, "error": result.error})
-        else:
-            log.info(
-                "erp_sync.retry_scheduled",
-                extra={**fields, "error": result.error, "next_attempt_at": str(next_attempt_at)},
-            )
+        finished = outbox.Finished(claim, attempt, status, attempts, next_attempt_at)
+        self._results.append((finished, result))
+        self._recorded.set()
 
     def _delivered_since(self, moment: datetime) -> bool:
         return self._last_delivery is not None and self._last_delivery > moment
@@ -267,22 +386,93 @@ class Worker:
         delay = self.backoff.delay(max(attempts, 1), retry_after=result.retry_after, rng=self._rng)
         return outbox.PENDING, attempts, utcnow() + timedelta(seconds=delay)
 
-    async def _shutdown(self) -> None:
-        """Stop claiming; let in-flight deliveries finish for a bounded time, release the rest."""
-        if not self._inflight:
+    # -- the recorder: every result that came in meanwhile, in one transaction ----------------
+
+    async def _recorder(self) -> None:
+        while True:
+            if not self._results:
+                if self._finishing:
+                    return
+                self._recorded.clear()
+                await self._recorded.wait()
+                continue
+            batch, self._results = self._results, []
+            await self._record(batch)
+
+    async def _record(self, batch: list[tuple[outbox.Finished, Result]]) -> None:
+        try:
+            kept = await asyncio.to_thread(self._finish_many, [item for item, _ in batch])
+        except Exception as error:
+            # The leases run out and the messages are tried again: at-least-once, never lost.
+            if not isinstance(error, DatabaseUnavailable):
+                log.exception("erp_sync.record_crashed")
+            for item, _ in batch:
+                log.warning(
+                    "erp_sync.record_failed",
+                    extra={"message_id": item.claim.id, "error": str(error)[:200]},
+                )
             return
-        tasks = dict(self._inflight)
-        _, unfinished = await asyncio.wait(tasks, timeout=self.shutdown_grace_seconds)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        ids = [tasks[task].id for task in unfinished]
-        if ids:
+        for item, result in batch:
+            fields = {
+                "message_id": item.claim.id,
+                "status_code": result.status_code,
+                "duration_ms": result.duration_ms,
+                "attempts": item.attempts,
+            }
+            if item.claim.id not in kept:
+                log.warning("erp_sync.lease_lost", extra=fields)
+            elif item.status == outbox.DELIVERED:
+                log.info("erp_sync.sent", extra=fields)
+            elif item.status == outbox.DEAD:
+                log.error("erp_sync.dead", extra={**fields, "error": result.error})
+            else:
+                log.info(
+                    "erp_sync.retry_scheduled",
+                    extra={
+                        **fields,
+                        "error": result.error,
+                        "next_attempt_at": str(item.next_attempt_at),
+                    },
+                )
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    async def _shutdown(
+        self, lanes: list[asyncio.Task[None]], recorder: asyncio.Task[None]
+    ) -> None:
+        """Stop claiming; release queued claims at once; let in-flight deliveries finish for a
+        bounded time and release the rest; record every result."""
+        self._closing = True
+        self._to_release.extend(claim.id for claim, _ in self._queue)
+        self._queue.clear()
+        self._work.set()
+        queued = len(self._to_release)
+        released = 0
+        if self._to_release:
+            ids, self._to_release = self._to_release, []
             try:
                 released = await asyncio.to_thread(self._release, ids)
             except DatabaseUnavailable:
-                released = 0  # their leases run out instead
-            log.info("erp_sync.claims_released", extra={"count": released})
+                pass  # their leases run out instead
+        _, unfinished = await asyncio.wait(lanes, timeout=self.shutdown_grace_seconds)
+        cancelled = list(self._inflight.values())
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        self._finishing = True
+        self._recorded.set()
+        await recorder
+        ids = [claim.id for claim in cancelled]
+        if ids:
+            try:
+                released += await asyncio.to_thread(self._release, ids)
+            except DatabaseUnavailable:
+                pass
+        if queued or ids:
+            log.info(
+                "erp_sync.claims_released",
+                extra={"count": released, "queued": queued, "in_flight": len(ids)},
+            )
 
     # -- database work, in threads ------------------------------------------------------------
 
@@ -293,24 +483,9 @@ class Worker:
                 conn, worker=self.name, limit=limit, now=now, lease_until=now + self.lease
             )
 
-    def _finish(
-        self,
-        claim: outbox.Claim,
-        attempt: outbox.Attempt,
-        status: str,
-        attempts: int,
-        next_attempt_at: datetime | None,
-    ) -> bool:
+    def _finish_many(self, batch: list[outbox.Finished]) -> set[str]:
         with self.db.transaction() as conn:
-            return outbox.finish(
-                conn,
-                claim,
-                worker=self.name,
-                attempt=attempt,
-                status=status,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-            )
+            return outbox.finish_many(conn, batch, worker=self.name)
 
     def _release(self, ids: list[str]) -> int:
         with self.db.transaction() as conn:
