@@ -54,6 +54,8 @@ BREAKER_THRESHOLD = 5
 POLL_SECONDS = 1.0
 # Claimed messages kept queued beyond the free lanes, at most (fewer when requests are slow).
 MAX_AHEAD = 100
+# How long the first result of a batch waits for others before the batch is written.
+RECORD_LINGER_SECONDS = 0.005
 
 
 def worker_id() -> str:
@@ -395,6 +397,10 @@ class Worker:
                     return
                 self._recorded.clear()
                 await self._recorded.wait()
+                if not self._finishing and len(self._results) < self.concurrency:
+                    # Let the other lanes' answers join: fewer commits (each an fsync), which
+                    # is what the API's intake shares with an in-process worker.
+                    await asyncio.sleep(RECORD_LINGER_SECONDS)
                 continue
             batch, self._results = self._results, []
             await self._record(batch)
