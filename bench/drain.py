@@ -4,7 +4,7 @@
     .venv/bin/python bench/drain.py --messages 5000 --concurrency 4 --profile
 
 Creates `invsync_bench_drain` (dropped at the end), fills the outbox with N pending messages
-(a 50-line document each, about 4 KB, like a 50-item receipt) by `INSERT ... SELECT
+(a 50-line document each, about 3.8 KB, like a 50-item receipt) by `INSERT ... SELECT
 generate_series`, starts `bench/erp_standin.py`, then for every concurrency: re-queues every
 message, runs `inventory-sync worker` until nothing is pending, and checks that every message is
 delivered, has exactly one attempt logged and no claim left. `--profile` records the worker with

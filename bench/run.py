@@ -608,15 +608,23 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="copy table and chart to docs/")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase")
     parser.add_argument("--keep-databases", action="store_true")
+    parser.add_argument(
+        "--worker-only",
+        action="store_true",
+        help="only the drain (after one 50-item cell fills the outbox) and worker on/off phases",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    stamp += "-worker" if args.worker_only else ""
     out = BENCH / "results" / stamp
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
-        "command": "python bench/run.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/run.py"
+        + (" --quick" if args.quick else "")
+        + (" --worker-only" if args.worker_only else ""),
         "plan": plan.__dict__,
         "machine": machine(),
     }
@@ -663,48 +671,56 @@ def main() -> None:
             wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{app.name}",
                 items=50, dup=0.0)  # fmt: skip
 
-        log("HTTP floor (baseline /noop)")
-        floor = []
-        for connections in plan.connections:
-            cell = wrk(
-                f"http://{HOST}:{BASELINE_PORT}/noop",
-                connections=connections,
-                seconds=plan.cell_seconds,
-                run_tag="noop",
-                items=50,
-                dup=0.0,
+        if args.worker_only:
+            log("filling the outbox: 50 items, 16 connections, worker off")
+            results["fill"] = run_cell(
+                product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds
             )
-            cell.update(app="noop", items=50, connections=connections, dup=0.0)
-            log(f"  noop conns={connections}: {cell['events_s']:.0f} req/s")
-            floor.append(cell)
-        results["floor"] = floor
-
-        log("matrix")
-        for items in plan.items:
+        else:
+            log("HTTP floor (baseline /noop)")
+            floor = []
             for connections in plan.connections:
-                for dup in plan.duplicates:
-                    for app in (product, baseline):
-                        app.cells.append(
-                            run_cell(
-                                app,
-                                items=items,
-                                connections=connections,
-                                dup=dup,
-                                seconds=plan.cell_seconds,
+                cell = wrk(
+                    f"http://{HOST}:{BASELINE_PORT}/noop",
+                    connections=connections,
+                    seconds=plan.cell_seconds,
+                    run_tag="noop",
+                    items=50,
+                    dup=0.0,
+                )
+                cell.update(app="noop", items=50, connections=connections, dup=0.0)
+                log(f"  noop conns={connections}: {cell['events_s']:.0f} req/s")
+                floor.append(cell)
+            results["floor"] = floor
+
+            log("matrix")
+            for items in plan.items:
+                for connections in plan.connections:
+                    for dup in plan.duplicates:
+                        for app in (product, baseline):
+                            app.cells.append(
+                                run_cell(
+                                    app,
+                                    items=items,
+                                    connections=connections,
+                                    dup=dup,
+                                    seconds=plan.cell_seconds,
+                                )
                             )
-                        )
-        results["product"] = product.cells
-        results["baseline"] = baseline.cells
+            results["product"] = product.cells
+            results["baseline"] = baseline.cells
 
-        if not args.no_profile:
-            log("profile (py-spy, 50 items, 16 connections)")
-            results["profile"] = profile_product(product, plan, out)
+            if not args.no_profile:
+                log("profile (py-spy, 50 items, 16 connections)")
+                results["profile"] = profile_product(product, plan, out)
 
-        peak = max(
-            cell["events_s"] for cell in product.cells if cell["items"] == 50 and cell["dup"] == 0.0
-        )
-        log(f"sustained run at half of the product's max rate at 50 items ({peak:.0f} ev/s)")
-        results["sustained"] = sustained(product, peak / 2, plan, out)
+            peak = max(
+                cell["events_s"]
+                for cell in product.cells
+                if cell["items"] == 50 and cell["dup"] == 0.0
+            )
+            log(f"sustained run at half of the product's max rate at 50 items ({peak:.0f} ev/s)")
+            results["sustained"] = sustained(product, peak / 2, plan, out)
 
         worker_cli = has_worker_command()
         standin = Process(
@@ -725,21 +741,27 @@ def main() -> None:
             results["drain"] = {"how": "no `inventory-sync worker` command in this build"}
             log("  no `inventory-sync worker` command; drain measured with serve + worker below")
 
-        log(f"ledger pre-filled with {plan.prefill_rows:,} rows vs empty (50 items, 16 conns)")
-        empty = run_cell(product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds)
-        product.truncate()
-        fill_seconds = prefill(product.dsn, plan.prefill_rows)
-        log(f"  pre-filled in {fill_seconds:.1f}s")
-        full = run_cell(
-            product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds, truncate=False
-        )
-        results["prefilled"] = {
-            "rows": plan.prefill_rows,
-            "fill_seconds": fill_seconds,
-            "empty": empty,
-            "prefilled": full,
-            "ratio": full["events_s"] / empty["events_s"],
-        }
+        if not args.worker_only:
+            log(f"ledger pre-filled with {plan.prefill_rows:,} rows vs empty (50 items, 16 conns)")
+            empty = run_cell(product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds)
+            product.truncate()
+            fill_seconds = prefill(product.dsn, plan.prefill_rows)
+            log(f"  pre-filled in {fill_seconds:.1f}s")
+            full = run_cell(
+                product,
+                items=50,
+                connections=16,
+                dup=0.0,
+                seconds=plan.cell_seconds,
+                truncate=False,
+            )
+            results["prefilled"] = {
+                "rows": plan.prefill_rows,
+                "fill_seconds": fill_seconds,
+                "empty": empty,
+                "prefilled": full,
+                "ratio": full["events_s"] / empty["events_s"],
+            }
 
         log("worker on: serve with the in-process worker, ERP stand-in answering at once")
         product.process.stop()
@@ -776,7 +798,10 @@ def main() -> None:
         results["machine"]["load_average_at_end"] = os.getloadavg()
         (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
 
-    report.write(results, out)
+    if args.worker_only:
+        (out / "results.md").write_text(report.extras(results) + "\n")
+    else:
+        report.write(results, out)
     latest = BENCH / "results" / "latest"
     with contextlib.suppress(OSError):
         if latest.is_symlink() or latest.exists():
