@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from inventory_sync.db import Database, utcnow
 from inventory_sync.erp_sync import outbox
+from inventory_sync.erp_sync.worker import Worker, send_bound
 from inventory_sync.settings import Settings
 from tests.erp_sync.conftest import (
     FakeErp,
@@ -127,6 +128,26 @@ class TestLeases:
         erp.default = Reply(200)
         run(make_worker(erp_settings(settings, erp.url), db).run_once())
         assert message(client, message_id)["status"] == "delivered"
+
+
+class TestQueuedLease:
+    def test_send_bound_leaves_room_for_the_request_and_the_record(self) -> None:
+        assert send_bound(30, 10) == 20  # the default lease: 2 x timeout + 10
+        assert send_bound(5, 2) == 3.5
+        assert send_bound(5, 5) == 2.5  # no room beyond the request bound (tests only)
+
+    def test_a_claim_near_the_end_of_its_lease_is_not_sent(self, settings: Settings) -> None:
+        worker = Worker(erp_settings(settings, "http://127.0.0.1:9/erp"), None, lease_seconds=5)  # type: ignore[arg-type]
+        now = utcnow()
+
+        def claim(name: str, seconds_left: float) -> outbox.Claim:
+            return outbox.Claim(name, "{}", 0, now, now + timedelta(seconds=seconds_left))
+
+        worker._queue.extend([(claim("late", 3.0), False), (claim("fresh", 4.9), False)])
+        item = worker._next()
+        assert item is not None
+        assert item[0].id == "fresh"
+        assert not worker._queue
 
 
 class TestWorkerProcess:

@@ -7,38 +7,28 @@ bounded by `timeout_seconds`, so a claim's lease can be sized from that one numb
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
-import importlib.util
-import ssl
-import sys
 import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
+import yarl
 from standardwebhooks.webhooks import Webhook
 
 from inventory_sync import __version__
 from inventory_sync.erp_sync.retry import parse_retry_after
 from inventory_sync.settings import Settings
 
-# httpcore 1.0 imports `sniffio` inside `current_async_library()`, which it calls for every
-# request (lock and event set-up); since anyio 4.11 no longer depends on sniffio, that import
-# usually fails, and Python does not cache a failed import: every request then searches
-# sys.path, a fifth of the worker's CPU (encode/httpcore#1103). A None entry makes the failing
-# import immediate, with the same result ("asyncio").
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
 USER_AGENT = f"inventory-sync/{__version__}"
 # Kept from an error answer: enough to read the ERP's reason, small enough for every row.
 BODY_EXCERPT_CHARS = 500
 _READ_LIMIT_BYTES = 4 * BODY_EXCERPT_CHARS
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# Seconds an idle kept-alive connection stays in the pool.
+KEEPALIVE_SECONDS = 15.0
 
 
 class Outcome(enum.StrEnum):
@@ -68,7 +58,8 @@ def classify(status_code: int) -> Outcome:
 
 
 class ErpClient:
-    """Sends documents to one ERP endpoint over a shared connection pool."""
+    """Sends documents to one ERP endpoint over one aiohttp session: at most `pool` kept-alive
+    connections, through the proxy the environment names for the URL, if any."""
 
     def __init__(
         self,
@@ -77,35 +68,28 @@ class ErpClient:
         timeout_seconds: float,
         authorization: str | None = None,
         signing_secret: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         pool: int = 10,
     ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"INVSYNC_ERP_URL: expected an http(s) URL, got {url!r}")
+        if authorization is not None and ("\r" in authorization or "\n" in authorization):
+            raise ValueError("INVSYNC_ERP_AUTHORIZATION: line breaks are not allowed")
         self.url = url
+        self._target = yarl.URL(url)
+        # Read once: aiohttp's trust_env would look the proxy up again for every request,
+        # in a thread, a tenth of the worker's CPU at the drain rate.
+        self._proxy, self._proxy_auth = env_proxy(url)
         self.timeout_seconds = timeout_seconds
         self._authorization = authorization
         self._signer = signer(signing_secret) if signing_secret else None
-        if authorization is not None and ("\r" in authorization or "\n" in authorization):
-            raise ValueError("INVSYNC_ERP_AUTHORIZATION: line breaks are not allowed")
-        # A plain HTTP/1.1 client on asyncio streams costs a fraction of httpx's CPU per
-        # request, which is what bounds the drain rate; httpx stays for an injected transport
-        # and for a proxy configured in the environment (which httpx honours).
-        self._lean = _Http1(url, pool) if transport is None and not _proxied(url) else None
-        # One kept-alive HTTP/1.1 connection per concurrent delivery.
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds),
-            transport=transport,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-        )
+        self._pool = pool
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        # Made on first use, inside the event loop that sends (aiohttp binds it to that loop).
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        transport: httpx.AsyncBaseTransport | None = None,
-        *,
-        pool: int | None = None,
-    ) -> ErpClient:
+    def from_settings(cls, settings: Settings, *, pool: int | None = None) -> ErpClient:
         if settings.erp_url is None:
             raise ValueError("INVSYNC_ERP_URL is not set")
         auth = settings.erp_authorization
@@ -115,7 +99,6 @@ class ErpClient:
             timeout_seconds=settings.erp_timeout_seconds,
             authorization=auth.get_secret_value() if auth else None,
             signing_secret=secret.get_secret_value() if secret else None,
-            transport=transport,
             pool=pool or settings.erp_concurrency,
         )
 
@@ -134,62 +117,90 @@ class ErpClient:
             headers["webhook-signature"] = self._signer.sign(message_id, now, document)
         return headers
 
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._pool, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
+                # Bounds everything: connect (and waiting for a pooled connection), sending,
+                # and reading the answer, so a server trickling bytes cannot hold a claim past
+                # its lease.
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
     async def send(self, message_id: str, document: str) -> Result:
         started = time.perf_counter()
 
         def elapsed_ms() -> int:
             return round((time.perf_counter() - started) * 1000)
 
+        session = self._open()
+        body = document.encode()
         headers = self.headers(message_id, document, datetime.now(UTC))
         try:
-            # httpx's timeouts apply per phase (connect, each read, each write); this bounds
-            # the sum, so a server trickling bytes cannot hold a claim past its lease.
-            async with asyncio.timeout(self.timeout_seconds):
-                if self._lean is not None:
-                    status, raw, retry_header = await self._lean.post(document.encode(), headers)
-                    body = raw.decode("utf-8", errors="replace")[:BODY_EXCERPT_CHARS].strip()
-                    retry_after = parse_retry_after(retry_header)
-                else:
-                    status, body, retry_after = await self._post(document.encode(), headers)
-        except TimeoutError:
+            try:
+                status, excerpt, retry_after = await self._post(session, body, headers, None)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                # Closed before any answer, or the request could not be written: usually a
+                # kept-alive connection the ERP closed just as the request went out. Sent
+                # again at once on a new connection, within what is left of the bound (the
+                # Idempotency-Key makes a repeat harmless); a second failure is recorded.
+                # Not when no connection could be made: that will not change at once.
+                left = self.timeout_seconds - (time.perf_counter() - started)
+                if isinstance(error, aiohttp.ClientConnectorError) or left <= 0:
+                    raise
+                status, excerpt, retry_after = await self._post(session, body, headers, left)
+        except TimeoutError:  # asyncio.TimeoutError, and aiohttp's timeouts derive from it
             return Result(Outcome.RETRY, elapsed_ms(), error="timeout")
-        except httpx.TimeoutException as error:
-            return Result(Outcome.RETRY, elapsed_ms(), error=f"timeout: {type(error).__name__}")
-        except (
-            httpx.TransportError,
-            OSError,
-            EOFError,
-            asyncio.LimitOverrunError,
-            ProtocolError,
-        ) as error:
+        except (aiohttp.ClientError, OSError) as error:
             return Result(
                 Outcome.RETRY, elapsed_ms(), error=f"connection error: {_describe(error)}"
             )
         outcome = classify(status)
         reason = None
         if outcome is not Outcome.DELIVERED:
-            reason = f"HTTP {status}: {body}" if body else f"HTTP {status}"
+            reason = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
         return Result(outcome, elapsed_ms(), status, reason, retry_after)
 
-    async def _post(self, content: bytes, headers: dict[str, str]) -> tuple[int, str, float | None]:
-        async with self._http.stream("POST", self.url, content=content, headers=headers) as answer:
-            # Read only the start of the body: enough for the error excerpt, and an ERP that
-            # answers with megabytes costs nothing.
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        body: bytes,
+        headers: dict[str, str],
+        seconds_left: float | None,
+    ) -> tuple[int, str, float | None]:
+        # The session's timeout unless less is left (aiohttp reads timeout=None as "none").
+        timeout = self._timeout if seconds_left is None else aiohttp.ClientTimeout(seconds_left)
+        async with session.post(
+            self._target,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=timeout,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
+        ) as answer:
+            # Only the start of the body: enough for the error excerpt, and an ERP that answers
+            # with megabytes costs nothing (the connection is then closed, not reused).
             chunks: list[bytes] = []
             size = 0
-            async for chunk in answer.aiter_bytes():
+            while size < _READ_LIMIT_BYTES:
+                chunk = await answer.content.read(_READ_LIMIT_BYTES - size)
+                if not chunk:
+                    break
                 chunks.append(chunk)
                 size += len(chunk)
-                if size >= _READ_LIMIT_BYTES:
-                    break
-            body = b"".join(chunks).decode("utf-8", errors="replace")[:BODY_EXCERPT_CHARS]
+            excerpt = b"".join(chunks).decode("utf-8", errors="replace")[:BODY_EXCERPT_CHARS]
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-            return answer.status_code, body.strip(), retry_after
+            return answer.status, excerpt.strip(), retry_after
 
     async def aclose(self) -> None:
-        if self._lean is not None:
-            await self._lean.aclose()
-        await self._http.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def __aenter__(self) -> ErpClient:
         return self
@@ -209,175 +220,19 @@ def signer(secret: str) -> Webhook:
         ) from error
 
 
-class ProtocolError(Exception):
-    """The ERP's answer is not HTTP/1.x as this client reads it."""
-
-
-def _proxied(url: str) -> bool:
+def env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
+    """The proxy the environment names for `url` (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, as
+    aiohttp's `trust_env` reads them), with its credentials apart; (None, None) for none."""
     parts = urllib.parse.urlsplit(url)
-    proxies = urllib.request.getproxies()
-    if parts.scheme not in proxies and "all" not in proxies:
-        return False
-    return not urllib.request.proxy_bypass(parts.hostname or "")
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None, None
+    value = urllib.request.getproxies().get(parts.scheme)
+    if not value:
+        return None, None
+    proxy = yarl.URL(value)
+    return proxy.with_user(None), aiohttp.BasicAuth.from_url(proxy)
 
 
-# Bodies up to this size are read to the end so the connection can be reused; a longer one
-# (only its start matters) closes the connection instead.
-_DRAIN_LIMIT_BYTES = 64 * 1024
-
-_Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class _Http1:
-    """POST to one origin over kept-alive HTTP/1.1 connections (asyncio streams, TLS for
-    https). Reads Content-Length, chunked and close-delimited answers; returns the status, at
-    most `_READ_LIMIT_BYTES` of the body and the Retry-After header. Errors are OSError,
-    asyncio.IncompleteReadError (an OSError here: see `_read`) or ProtocolError."""
-
-    def __init__(self, url: str, pool: int) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"INVSYNC_ERP_URL: expected an http(s) URL, got {url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        authority = parts.netloc.rpartition("@")[2]
-        self._request_line = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n".encode()
-        self._pool = pool
-        self._idle: list[_Stream] = []
-
-    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str | None]:
-        lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
-        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-        request = self._request_line + "".join(lines).encode("latin-1") + body
-        while True:
-            stream, reused = await self._acquire()
-            try:
-                stream[1].write(request)
-                await stream[1].drain()
-                status, excerpt, retry_after, keep = await self._read(stream[0])
-            except BaseException as error:
-                _close(stream)
-                # A kept-alive connection the ERP closed meanwhile: nothing was answered, so
-                # send again on a new one (the Idempotency-Key makes a repeat harmless).
-                if reused and isinstance(error, (OSError, EOFError)):
-                    continue
-                raise
-            if keep and len(self._idle) < self._pool:
-                self._idle.append(stream)
-            else:
-                _close(stream)
-            return status, excerpt, retry_after
-
-    async def _acquire(self) -> tuple[_Stream, bool]:
-        while self._idle:
-            stream = self._idle.pop()
-            if stream[0].at_eof() or stream[1].is_closing():
-                _close(stream)
-                continue
-            return stream, True
-        stream = await asyncio.open_connection(
-            self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None
-        )
-        return stream, False
-
-    async def _read(self, reader: asyncio.StreamReader) -> tuple[int, bytes, str | None, bool]:
-        """(status, body excerpt, Retry-After, connection reusable). Only OSError and EOFError
-        mean that nothing was answered; any failure after the header is a ProtocolError."""
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError as error:
-                if error.partial:
-                    raise ProtocolError("answer ended inside its header") from None
-                raise EOFError("connection closed without an answer") from None
-            except asyncio.LimitOverrunError:
-                raise ProtocolError("answer header too long") from None
-            status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
-            version, _, rest = status_line.partition(" ")
-            code = rest[:3]
-            if not (version.startswith("HTTP/1.") and code.isdigit() and len(code) == 3):
-                raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
-            status = int(code)
-            fields: dict[str, str] = {}
-            for line in header_lines:
-                name, colon, value = line.partition(":")
-                if not colon:
-                    raise ProtocolError("malformed header line")
-                fields[name.strip().lower()] = value.strip()
-            if 100 <= status < 200 and status != 101:
-                continue  # informational: the real answer follows
-            break
-        keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
-        try:
-            body, complete = await self._body(reader, status, fields)
-        except (OSError, EOFError, asyncio.LimitOverrunError) as error:
-            # After the header: not a closed idle connection, so never sent again.
-            raise ProtocolError(f"answer cut off: {_describe(error)}") from None
-        return status, body[:_READ_LIMIT_BYTES], fields.get("retry-after"), keep and complete
-
-    @staticmethod
-    async def _body(
-        reader: asyncio.StreamReader, status: int, fields: dict[str, str]
-    ) -> tuple[bytes, bool]:
-        try:
-            if status in (101, 204, 304) or status < 200:
-                body, complete = b"", status != 101
-            elif "chunked" in fields.get("transfer-encoding", "").lower():
-                body, complete = await _read_chunked(reader)
-            elif "content-length" in fields:
-                length = fields["content-length"]
-                if not length.isdigit():
-                    raise ProtocolError("bad Content-Length")
-                body, complete = await _read_length(reader, int(length))
-            else:
-                body, complete = await reader.read(_READ_LIMIT_BYTES), False
-        except asyncio.IncompleteReadError:
-            raise ProtocolError("answer ended inside its body") from None
-        return body, complete
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for stream in idle:
-            _close(stream)
-        for _, writer in idle:
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
-async def _read_length(reader: asyncio.StreamReader, length: int) -> tuple[bytes, bool]:
-    if length <= _DRAIN_LIMIT_BYTES:
-        return await reader.readexactly(length), True
-    return await reader.readexactly(_READ_LIMIT_BYTES), False
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
-    body = bytearray()
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size_text = size_line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError("bad chunk size") from None
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailer fields
-            return bytes(body), True
-        if len(body) + size > _DRAIN_LIMIT_BYTES:
-            body += await reader.readexactly(min(size, _READ_LIMIT_BYTES))
-            return bytes(body), False
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
-            raise ProtocolError("chunk not followed by CRLF")
-
-
-def _close(stream: _Stream) -> None:
-    with contextlib.suppress(Exception):
-        stream[1].close()
-
-
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text[:BODY_EXCERPT_CHARS]

@@ -39,8 +39,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-import httpx
-
 from inventory_sync.db import Database, DatabaseUnavailable, utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.erp_sync.breaker import Breaker
@@ -82,7 +80,6 @@ class Worker:
         settings: Settings,
         db: Database,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         name: str | None = None,
         lease_seconds: float | None = None,
         poll_seconds: float = POLL_SECONDS,
@@ -112,7 +109,6 @@ class Worker:
         self._rng = rng or random.Random()
         self.backoff = Backoff(settings.erp_retry_base_seconds, settings.erp_retry_max_seconds)
         self.breaker = Breaker(breaker_threshold, self.backoff, self._rng)
-        self._transport = transport
         self._last_delivery: datetime | None = None
         # Seconds per request, smoothed; None until the first answer.
         self._request_seconds: float | None = None
@@ -209,7 +205,7 @@ class Worker:
     # -- the claimer --------------------------------------------------------------------------
 
     def _client(self) -> ErpClient:
-        return ErpClient.from_settings(self.settings, self._transport, pool=self.concurrency)
+        return ErpClient.from_settings(self.settings, pool=self.concurrency)
 
     def _start(self, client: ErpClient) -> tuple[list[asyncio.Task[None]], asyncio.Task[None]]:
         lanes = [asyncio.create_task(self._lane(client, n)) for n in range(self.concurrency)]
