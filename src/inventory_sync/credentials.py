@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Column, String, Table, insert, select
+from sqlalchemy import Column, String, Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -69,15 +69,3 @@ def ensure(conn: Connection, kind: str) -> Generated:
         select(generated_credential.c.secret_sha256).where(generated_credential.c.kind == kind)
     ).scalar_one()
     return Generated(kind, secret if created == 1 else None, stored)
-
-
-def replace(conn: Connection, kind: str) -> str:
-    """Generate a new secret of `kind`, replacing the old one, and return it."""
-    secret = _PREFIX[kind] + secrets.token_urlsafe(24)
-    conn.execute(generated_credential.delete().where(generated_credential.c.kind == kind))
-    conn.execute(
-        insert(generated_credential).values(
-            kind=kind, secret_sha256=digest(secret), created_at=utcnow()
-        )
-    )
-    return secret
