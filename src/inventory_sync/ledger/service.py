@@ -6,11 +6,11 @@ outbox message together, so a stock change without its ERP document cannot exist
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
@@ -73,7 +73,7 @@ def _movement_rows(
         "occurred_at": _UTC.process_bind_param(effect.occurred_at, conn.dialect),
         "recorded_at": _UTC.process_bind_param(recorded_at, conn.dialect),
         "event_name": source.name,
-        "rows": json.dumps(rows),
+        "rows": pydantic_core.to_json(rows).decode(),
     }
 
 
