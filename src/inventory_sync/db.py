@@ -165,6 +165,13 @@ class Database:
                 yield conn
 
     @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which every statement commits on its own, with no BEGIN or COMMIT
+        round trips: for writes that are a single statement each, hence atomic by themselves."""
+        with self._connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """A read-only transaction, rolled back at the end."""
         with self._connect() as conn, conn.begin() as txn:

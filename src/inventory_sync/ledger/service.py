@@ -2,11 +2,13 @@
 
 `record()` never commits; the caller's transaction holds the inbox row, the ledger rows and the
 outbox message together, so a stock change without its ERP document cannot exist.
+`record_with_event()` writes all of them in a single statement, which is atomic by itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,7 +75,7 @@ def _movement_rows(
         "occurred_at": _UTC.process_bind_param(effect.occurred_at, conn.dialect),
         "recorded_at": _UTC.process_bind_param(recorded_at, conn.dialect),
         "event_name": source.name,
-        "rows": pydantic_core.to_json(rows).decode(),
+        "rows": _json_rows(rows),
     }
 
 
@@ -173,10 +175,11 @@ def _record_observations(conn: Connection, source: Source, effect: Effect) -> No
         )
 
 
-# PostgreSQL, new accepted event: the inbox row, its movements and its outbox message in ONE
-# statement (data-modifying CTEs), so the common case costs a single round trip between BEGIN
-# and COMMIT. Nothing but the inbox insert runs when its slot is taken: the other inserts select
-# from its (then empty) RETURNING.
+# PostgreSQL, new accepted event: the inbox row, its movements, count observations, shipment
+# lines and outbox message in ONE statement (data-modifying CTEs). A single statement is atomic on
+# its own, so intake runs it without BEGIN/COMMIT: one round trip per accepted event. Nothing but
+# the inbox insert runs when its slot is taken: the other inserts select from its (then empty)
+# RETURNING, and a JSON array of no rows inserts nothing.
 _EVENT_WITH_EFFECT = """
 WITH ev AS (
     INSERT INTO inbound_event ({columns}) VALUES ({values})
@@ -190,6 +193,26 @@ WITH ev AS (
         AS (s text, p text, q bigint, k text, n integer, g smallint, r json))
         WITH ORDINALITY AS t (s, p, q, k, n, g, r, i)
     ORDER BY t.i
+), co AS (
+    INSERT INTO count_observation (event_id, tenant, count_id, chunk_number, line_number,
+        location_id, stock_location, product_id, counted, stock_on_hand, counted_at)
+    SELECT ev.id, %(tenant)s, %(payload_id)s, %(chunk_number)s, t.n, %(location_id)s, t.s, t.p,
+        t.c, t.h, %(occurred_at)s
+    FROM ev CROSS JOIN ROWS FROM (json_to_recordset(%(counts)s::json)
+        AS (s text, p text, c bigint, h bigint, n integer))
+        WITH ORDINALITY AS t (s, p, c, h, n, i)
+    ORDER BY t.i
+), sl AS (
+    INSERT INTO shipment_line (event_id, tenant, asn_id, chunk_number, line_number,
+        origin_location_id, destination_location_id, transfer_order_ref, shipment_ref,
+        product_id, quantity, shipped_at)
+    SELECT ev.id, %(tenant)s, %(payload_id)s, %(chunk_number)s, t.n, %(location_id)s,
+        %(destination_location_id)s, %(transfer_order_ref)s, %(shipment_ref)s, t.p, t.q,
+        %(occurred_at)s
+    FROM ev CROSS JOIN ROWS FROM (json_to_recordset(%(shipment_lines)s::json)
+        AS (p text, q bigint, n integer))
+        WITH ORDINALITY AS t (p, q, n, i)
+    ORDER BY t.i
 ), ob AS (
     INSERT INTO outbox_message (id, event_id, tenant, type, location_id, document, status,
         attempts, next_attempt_at, created_at, updated_at)
@@ -201,6 +224,17 @@ SELECT id FROM ev
 """
 
 
+@functools.cache
+def _event_with_effect_sql(columns: tuple[str, ...]) -> str:
+    return _EVENT_WITH_EFFECT.format(
+        columns=", ".join(columns), values=", ".join(f"%(e_{c})s" for c in columns)
+    )
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    return pydantic_core.to_json(rows).decode() if rows else "[]"
+
+
 def record_with_event(
     conn: Connection,
     event_row: dict[str, Any],
@@ -209,18 +243,42 @@ def record_with_event(
     recorded_at: datetime,
 ) -> int | None:
     """PostgreSQL only: insert the inbox row `event_row` unless its slot is taken and, if it
-    was inserted, the effect and the ERP document with it. Returns the new event id, or None
-    when the slot was taken (then nothing is written). `source.event_id` is not used."""
-    columns = list(event_row)
-    sql = _EVENT_WITH_EFFECT.format(
-        columns=", ".join(columns), values=", ".join(f"%(e_{c})s" for c in columns)
-    )
+    was inserted, the whole effect and the ERP document with it, in one statement. Returns the
+    new event id, or None when the slot was taken (then nothing is written).
+    `source.event_id` is not used."""
     message_id, body = _document(source, effect)
     params = _movement_rows(conn, source, effect, recorded_at)
     params.pop("event_id")
     params.update({f"e_{c}": v for c, v in event_row.items()})
-    params.update(message_id=message_id, document=body, document_type=effect.document_type.value)
+    shipment = effect.shipment
+    params.update(
+        message_id=message_id,
+        document=body,
+        document_type=effect.document_type.value,
+        payload_id=source.payload_id,
+        chunk_number=source.chunk_number,
+        counts=_json_rows(
+            [
+                {
+                    "s": c.stock_location,
+                    "p": c.product_id,
+                    "c": c.counted,
+                    "h": c.stock_on_hand,
+                    "n": c.line_number,
+                }
+                for c in effect.counts
+            ]
+        ),
+        shipment_lines=_json_rows(
+            [
+                {"p": line.product_id, "q": line.quantity, "n": line.line_number}
+                for line in (shipment.lines if shipment else ())
+            ]
+        ),
+        destination_location_id=shipment.destination_location_id if shipment else None,
+        transfer_order_ref=shipment.transfer_order_ref if shipment else None,
+        shipment_ref=shipment.shipment_ref if shipment else None,
+    )
+    sql = _event_with_effect_sql(tuple(event_row))
     event_id: int | None = conn.exec_driver_sql(sql, params).scalar_one_or_none()
-    if event_id is not None:
-        _record_observations(conn, replace(source, event_id=event_id), effect)
     return event_id

@@ -229,7 +229,10 @@ def apply(conn: Connection, event_id: int, item: Classified, now: datetime) -> N
 def store(
     conn: Connection, item: Classified, body: bytes, content_type: str | None, now: datetime
 ) -> Outcome:
-    """Store one classified body idempotently and apply it if accepted. Never commits."""
+    """Store one classified body idempotently and apply it if accepted. Commits nothing itself.
+
+    On PostgreSQL every write here is a single statement, so `conn` may be in autocommit mode:
+    an accepted event, its ledger rows and its outbox message are one statement."""
     if item.key is None:
         slot = "raw:" + _sha(body)
         event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
