@@ -63,6 +63,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         idle.put_nowait(Connection(*await asyncio.open_connection(host, port)))
 
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (when due, seconds since start; latency)
     acked: list[str] = []
     statuses: dict[str, int] = {}
     errors: list[str] = []
@@ -80,6 +81,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             return
         idle.put_nowait(conn)
         latencies.append(time.perf_counter() - due)
+        timeline.append((due - start, latencies[-1]))
         if status != 200:
             errors.append(f"HTTP {status}")
             return
@@ -103,6 +105,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         await asyncio.wait(tasks, timeout=TIMEOUT_SECONDS + 5)
     elapsed = time.perf_counter() - start
     latencies.sort()
+    # When the slow answers were due, and the worst answer of each second: shows whether slow
+    # answers are spread out or come in stalls.
+    slowest = sorted(timeline, key=lambda entry: entry[1], reverse=True)[:20]
+    worst_per_second: dict[int, float] = {}
+    for due_at, latency in timeline:
+        second = int(due_at)
+        worst_per_second[second] = max(worst_per_second.get(second, 0.0), latency)
 
     def pct(p: float) -> float:
         if not latencies:
@@ -120,6 +129,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "p99_ms": pct(99),
         "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
         "over_1s": sum(1 for value in latencies if value > 1.0),
+        "slowest": [(round(due_at, 2), round(latency * 1000, 1)) for due_at, latency in slowest],
+        "worst_ms_per_second": [
+            round(worst_per_second.get(second, 0.0) * 1000, 1)
+            for second in range(int(args.seconds) + 1)
+        ],
         "statuses": statuses,
         "errors": len(errors),
         "error_samples": errors[:5],

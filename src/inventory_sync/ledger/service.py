@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic_core
 from sqlalchemy import insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from inventory_sync.db import UTCDateTime
 from inventory_sync.erp_sync import document as erp_document
@@ -54,7 +54,7 @@ _UTC = UTCDateTime()
 
 
 def _movement_rows(
-    conn: Connection, source: Source, effect: Effect, recorded_at: datetime
+    dialect: Dialect, source: Source, effect: Effect, recorded_at: datetime
 ) -> dict[str, Any]:
     rows = [
         {
@@ -72,8 +72,8 @@ def _movement_rows(
         "event_id": source.event_id,
         "tenant": source.tenant,
         "location_id": effect.location_id,
-        "occurred_at": _UTC.process_bind_param(effect.occurred_at, conn.dialect),
-        "recorded_at": _UTC.process_bind_param(recorded_at, conn.dialect),
+        "occurred_at": _UTC.process_bind_param(effect.occurred_at, dialect),
+        "recorded_at": _UTC.process_bind_param(recorded_at, dialect),
         "event_name": source.name,
         "rows": _json_rows(rows),
     }
@@ -83,7 +83,7 @@ def record(conn: Connection, source: Source, effect: Effect, recorded_at: dateti
     """Append the effect's rows and queue its ERP document; returns the message id."""
     if effect.movements and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
-            _MOVEMENTS_FROM_JSON, _movement_rows(conn, source, effect, recorded_at)
+            _MOVEMENTS_FROM_JSON, _movement_rows(conn.dialect, source, effect, recorded_at)
         )
     elif effect.movements:
         conn.execute(
@@ -235,19 +235,16 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
     return pydantic_core.to_json(rows).decode() if rows else "[]"
 
 
-def record_with_event(
-    conn: Connection,
+def event_with_effect(
+    dialect: Dialect,
     event_row: dict[str, Any],
     source: Source,
     effect: Effect,
     recorded_at: datetime,
-) -> int | None:
-    """PostgreSQL only: insert the inbox row `event_row` unless its slot is taken and, if it
-    was inserted, the whole effect and the ERP document with it, in one statement. Returns the
-    new event id, or None when the slot was taken (then nothing is written).
-    `source.event_id` is not used."""
+) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of `record_with_event()`."""
     message_id, body = _document(source, effect)
-    params = _movement_rows(conn, source, effect, recorded_at)
+    params = _movement_rows(dialect, source, effect, recorded_at)
     params.pop("event_id")
     params.update({f"e_{c}": v for c, v in event_row.items()})
     shipment = effect.shipment
@@ -279,6 +276,20 @@ def record_with_event(
         transfer_order_ref=shipment.transfer_order_ref if shipment else None,
         shipment_ref=shipment.shipment_ref if shipment else None,
     )
-    sql = _event_with_effect_sql(tuple(event_row))
+    return _event_with_effect_sql(tuple(event_row)), params
+
+
+def record_with_event(
+    conn: Connection,
+    event_row: dict[str, Any],
+    source: Source,
+    effect: Effect,
+    recorded_at: datetime,
+) -> int | None:
+    """PostgreSQL only: insert the inbox row `event_row` unless its slot is taken and, if it
+    was inserted, the whole effect and the ERP document with it, in one statement. Returns the
+    new event id, or None when the slot was taken (then nothing is written).
+    `source.event_id` is not used."""
+    sql, params = event_with_effect(conn.dialect, event_row, source, effect, recorded_at)
     event_id: int | None = conn.exec_driver_sql(sql, params).scalar_one_or_none()
     return event_id
