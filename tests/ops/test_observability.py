@@ -94,10 +94,10 @@ class TestMetrics:
 
 @pytest.fixture
 def json_logs(settings: Settings) -> Iterator[io.StringIO]:
-    """The service's own JSON log configuration, writing into a buffer."""
+    """The service's own JSON log configuration, at debug level, writing into a buffer."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    logs.configure(settings)
+    logs.configure(settings.model_copy(update={"log_level": "debug"}))
     buffer = io.StringIO()
     [handler] = root.handlers
     assert isinstance(handler, logging.StreamHandler)
@@ -149,6 +149,25 @@ class TestRequestId:
         assert received["request_id"] == "trace-42"
         assert received["status"] == "accepted"
         assert f.WEBHOOK_KEY not in json.dumps(lines)
+
+
+def test_at_info_only_events_that_need_a_look_are_logged(
+    client: TestClient, settings: Settings
+) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure(settings.model_copy(update={"log_level": "info"}))
+    buffer = io.StringIO()
+    root.handlers[0].setStream(buffer)  # type: ignore[attr-defined]
+    try:
+        f.post(client, f.received(("A", 1)))
+        f.post(client, f.received(("A", -1)))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
+    received = [line for line in lines if line.get("event") == "webhook.received"]
+    assert [(line["status"], line["level"]) for line in received] == [("quarantined", "warning")]
 
 
 class TestReadiness:

@@ -20,6 +20,17 @@ log = logging.getLogger("inventory_sync.webhooks")
 router = APIRouter(tags=["webhooks"])
 
 
+# The normal case is recorded in the inbox and counted in /metrics; a log line per accepted
+# event would be the noisiest and one of the costliest parts of intake. What needs a look is
+# logged at the default level.
+_LOG_LEVELS = {
+    service.ACCEPTED: logging.DEBUG,
+    service.DUPLICATE: logging.DEBUG,
+    service.IGNORED: logging.INFO,
+    service.QUARANTINED: logging.WARNING,
+}
+
+
 class IntakeAnswer(BaseModel):
     status: Literal["accepted", "duplicate", "ignored", "quarantined"]
     event_id: int | None
@@ -157,7 +168,11 @@ async def receive(request: Request) -> Any:
         metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
         return _unavailable()
     metrics.observe_intake(outcome.status, started, outcome.name)
-    log.info("webhook.received", extra={"status": outcome.status, "event_id": outcome.event_id})
+    log.log(
+        _LOG_LEVELS[outcome.status],
+        "webhook.received",
+        extra={"status": outcome.status, "event_id": outcome.event_id},
+    )
     return JSONResponse(
         {"status": outcome.status, "event_id": outcome.event_id, "detail": outcome.detail}
     )
