@@ -52,6 +52,14 @@ def test_the_scan_finds_what_it_looks_for() -> None:
     assert not rewrites("insert(ledger_movement)", "ledger_movement")
 
 
+def test_only_the_ledger_service_adds_movements() -> None:
+    # ledger_movement has no foreign key to its event: the guarantee is that only
+    # ledger.service writes it, with the event, in one statement or transaction.
+    pattern = re.compile(r"(?i)\binsert\(\s*ledger_movement\b|\binsert\s+into\s+ledger_movement\b")
+    writers = {str(p.relative_to(SOURCE)) for p, t in source_files() if pattern.search(t)}
+    assert writers == {"ledger/service.py"}
+
+
 @pytest.mark.parametrize("table", APPEND_ONLY)
 def test_no_code_updates_or_deletes_ledger_rows(table: str) -> None:
     found = {str(p.relative_to(SOURCE)): rewrites(t, table) for p, t in source_files()}
