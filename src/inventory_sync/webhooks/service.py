@@ -136,7 +136,7 @@ def classify(body: bytes, rules: Rules) -> Classified:
     if model is None:
         return replace(base, status=IGNORED, error=None)
     try:
-        payload = model.model_validate(envelope.payload)
+        payload = schemas.validate_payload(model, envelope.payload, body)
     except ValidationError as error:
         return replace(base, error=schemas.describe(error, "payload."))
     if key is None:
