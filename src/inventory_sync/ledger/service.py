@@ -220,7 +220,10 @@ WITH ev AS (
         'pending', 0, %(recorded_at)s, %(recorded_at)s, %(recorded_at)s
     FROM ev
 )
-SELECT id FROM ev
+SELECT id, true AS inserted, NULL AS content_hash FROM ev
+UNION ALL
+SELECT id, false, content_hash FROM inbound_event
+WHERE slot = %(e_slot)s AND NOT EXISTS (SELECT FROM ev)
 """
 
 
@@ -285,11 +288,14 @@ def record_with_event(
     source: Source,
     effect: Effect,
     recorded_at: datetime,
-) -> int | None:
+) -> tuple[int, bool, str | None] | None:
     """PostgreSQL only: insert the inbox row `event_row` unless its slot is taken and, if it
-    was inserted, the whole effect and the ERP document with it, in one statement. Returns the
-    new event id, or None when the slot was taken (then nothing is written).
-    `source.event_id` is not used."""
+    was inserted, the whole effect and the ERP document with it, in one statement.
+    `source.event_id` is not used.
+
+    Returns `(new event id, True, None)` when inserted; `(id, False, content_hash)` of the event
+    holding the slot when it was taken (then nothing is written); None when it was taken by a
+    transaction that committed after this statement began, whose row it cannot see."""
     sql, params = event_with_effect(conn.dialect, event_row, source, effect, recorded_at)
-    event_id: int | None = conn.exec_driver_sql(sql, params).scalar_one_or_none()
-    return event_id
+    row = conn.exec_driver_sql(sql, params).first()
+    return None if row is None else (row[0], row[1], row[2])

@@ -247,29 +247,38 @@ def store(
 
     slot = primary_slot(item.key)
     values = _row_values(item, slot, body, content_type, now)
+    known: tuple[int, str | None] | None = None
     if item.status == ACCEPTED and conn.dialect.name == "postgresql":
-        event_id = ledger_service.record_with_event(
-            conn, values, _source(0, item), _effect(item), now
-        )
+        found = ledger_service.record_with_event(conn, values, _source(0, item), _effect(item), now)
+        if found is not None:
+            event_id, inserted, content_hash = found
+            if inserted:
+                return Outcome(item.status, event_id, item.error, name=item.name)
+            known = (event_id, content_hash)
     else:
         event_id = _insert(conn, values)
         if event_id is not None and item.status == ACCEPTED:
             apply(conn, event_id, item, now)
-    if event_id is not None:
-        return Outcome(item.status, event_id, item.error, name=item.name)
+        if event_id is not None:
+            return Outcome(item.status, event_id, item.error, name=item.name)
 
-    known = conn.execute(
-        select(inbound_event.c.id, inbound_event.c.content_hash).where(inbound_event.c.slot == slot)
-    ).one()
-    if known.content_hash == item.content_hash:
-        return Outcome(DUPLICATE, known.id, f"already stored as event {known.id}", name=item.name)
+    if known is None:
+        holder = conn.execute(
+            select(inbound_event.c.id, inbound_event.c.content_hash).where(
+                inbound_event.c.slot == slot
+            )
+        ).one()
+        known = (holder.id, holder.content_hash)
+    known_id, known_hash = known
+    if known_hash == item.content_hash:
+        return Outcome(DUPLICATE, known_id, f"already stored as event {known_id}", name=item.name)
 
     # Same key, other content: keep it, visibly, without touching the ledger.
     conflict = replace(
         item,
         status=QUARANTINED,
         effect=None,
-        error=f"dedupe key already used by event {known.id} with different content",
+        error=f"dedupe key already used by event {known_id} with different content",
     )
     variant = slot + ":" + (item.content_hash or "")[:15]
     event_id = _insert(conn, _row_values(conflict, variant, body, content_type, now))
