@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import signal
 import sys
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from inventory_sync import logs, migrate
 from inventory_sync.commandline import settings_or_exit
 from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.erp_sync import commands as erp_commands
+from inventory_sync.erp_sync import process as erp_process
 from inventory_sync.events import commands as event_commands
 from inventory_sync.reconciliation import commands as reconciliation_commands
 
@@ -30,16 +32,13 @@ cli.add_typer(erp_commands.sync_cli, name="sync")
 cli.add_typer(event_commands.events_cli, name="events")
 cli.command("status")(reconciliation_commands.status)
 
-# Tells the app factory, in each uvicorn process, whether to run the in-process worker.
-_IN_PROCESS_WORKER = "INVSYNC_SERVE_IN_PROCESS_WORKER"
-
 
 def app_factory() -> FastAPI:
     from inventory_sync.app import create_app
 
     settings = settings_or_exit()
     logs.configure(settings)
-    return create_app(settings, run_worker=os.environ.get(_IN_PROCESS_WORKER) == "1")
+    return create_app(settings)
 
 
 @cli.command()
@@ -48,10 +47,11 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
     no_worker: Annotated[
-        bool, typer.Option("--no-worker", help="Do not run the ERP sync worker in the API process.")
+        bool, typer.Option("--no-worker", help="Do not start the ERP sync worker process.")
     ] = False,
 ) -> None:
-    """Run the API (and, unless --no-worker, the ERP sync worker)."""
+    """Run the API and, unless --no-worker, the ERP sync worker as a child process that is
+    restarted if it dies and stopped with the API."""
     from inventory_sync.app import prepare
 
     settings = settings_or_exit()
@@ -66,21 +66,36 @@ def serve(
                 f"warning: database unavailable at start ({error}); serving 503 until it is back",
                 err=True,
             )
-    os.environ[_IN_PROCESS_WORKER] = "0" if no_worker else "1"
     typer.echo(
         f"inventory-sync on http://{host}:{port} (POST /webhooks/newstore, docs at /docs)",
         err=True,
     )
-    uvicorn.run(
-        "inventory_sync.cli:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-    )
+    run_worker = not no_worker and settings.erp_url is not None
+    if not no_worker and not run_worker:
+        typer.echo(
+            "INVSYNC_ERP_URL is not set: no ERP sync worker; messages wait as pending", err=True
+        )
+    if run_worker:
+        # uvicorn re-raises the SIGTERM it shut down on; with the default action the process
+        # would end on the spot and leave stopping the worker to the worker's own watchdog.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    # The worker gets its request timeout to finish what is in flight, then some room.
+    grace = settings.erp_timeout_seconds + 10
+    with erp_process.running(grace) if run_worker else contextlib.nullcontext():
+        uvicorn.run(
+            "inventory_sync.cli:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            proxy_headers=True,
+            timeout_graceful_shutdown=30,
+        )
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @db_cli.command("upgrade")

@@ -161,11 +161,21 @@ class Process:
 
 
 class Api(Process):
-    def __init__(self, database_url: str, workdir: Path, name: str = "api", **env: str) -> None:
+    """`inventory-sync serve`; `with_worker` lets it start its ERP sync worker process."""
+
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        name: str = "api",
+        *,
+        with_worker: bool = False,
+        **env: str,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
-            ["serve", "--no-worker", "--port", str(self.port)],
+            ["serve", "--port", str(self.port), *([] if with_worker else ["--no-worker"])],
             service_env(database_url, **env),
             workdir / f"{name}.log",
             workdir,

@@ -40,7 +40,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from inventory_sync.db import Database, DatabaseUnavailable, utcnow
-from inventory_sync.erp_sync import outbox
+from inventory_sync.erp_sync import outbox, process
 from inventory_sync.erp_sync.breaker import Breaker
 from inventory_sync.erp_sync.client import ErpClient, Outcome, Result
 from inventory_sync.erp_sync.retry import Backoff
@@ -522,6 +522,20 @@ def run_until_signalled(settings: Settings, db: Database) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await Worker(settings, db).run(stop)
+        watchdog = asyncio.create_task(_stop_when_parent_gone(stop))
+        try:
+            await Worker(settings, db).run(stop)
+        finally:
+            watchdog.cancel()
 
     asyncio.run(main())
+
+
+async def _stop_when_parent_gone(stop: asyncio.Event) -> None:
+    """A worker started by `serve` stops, as on SIGTERM, once `serve` has gone."""
+    while not stop.is_set():
+        if process.parent_gone():
+            log.warning("erp_sync.parent_gone")
+            stop.set()
+            return
+        await asyncio.sleep(1.0)
