@@ -179,8 +179,8 @@ def extras(results: dict[str, Any]) -> str:
         lines.append(
             f"- Worker on vs off (50 items, 16 conns): {won['on']['events_s']:.0f} vs "
             f"{won['off']['events_s']:.0f} ev/s, **ratio {won['ratio']:.2f}**; documents "
-            f"delivered during the run: {won['delivered_during_run']}; in-process drain after "
-            f"the run: {drained}"
+            f"delivered during the run: {won['delivered_during_run']}; drain by serve's worker "
+            f"after the run: {drained}"
         )
     return "\n".join(lines)
 

@@ -763,7 +763,7 @@ def main() -> None:
                 "ratio": full["events_s"] / empty["events_s"],
             }
 
-        log("worker on: serve with the in-process worker, ERP stand-in answering at once")
+        log("worker on: serve with its worker process, ERP stand-in answering at once")
         product.process.stop()
         processes.remove(product.process)
         product.truncate()
