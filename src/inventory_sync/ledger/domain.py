@@ -238,9 +238,9 @@ def _adjustment(payload: schemas.AdjustmentCreated, published_at: datetime | Non
     )
     movements, lines = [], []
     for number, item in enumerate(payload.items, start=1):
-        line_refs = dict(refs)
+        line_refs = refs
         if item.external_identifiers:
-            line_refs["external_identifiers"] = item.external_identifiers
+            line_refs = {**refs, "external_identifiers": item.external_identifiers}
         legs = [(origin, -item.quantity), (destination, item.quantity)]
         for leg, (stock_location, delta) in enumerate(legs):
             if stock_location is None:
@@ -297,9 +297,7 @@ def _count(payload: schemas.ItemsCounted, published_at: datetime | None) -> Effe
         location = item.stock_location or payload.stock_location or MAIN
         variance = item.count - item.stock_on_hand
         movements.append(
-            Movement(
-                location, item.product_id, variance, Kind.COUNT_VARIANCE, number, 0, dict(refs)
-            )
+            Movement(location, item.product_id, variance, Kind.COUNT_VARIANCE, number, 0, refs)
         )
         counts.append(
             CountObservation(location, item.product_id, item.count, item.stock_on_hand, number)

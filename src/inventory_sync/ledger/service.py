@@ -43,8 +43,9 @@ class Source:
 _MOVEMENTS_FROM_JSON = """
 INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id, quantity,
     kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
-SELECT %(event_id)s, %(tenant)s, %(location_id)s, t.s, t.p, t.q, t.k, %(occurred_at)s,
-    %(recorded_at)s, %(event_name)s, t.n, t.g, t.r
+SELECT %(event_id)s, %(tenant)s, %(location_id)s, t.s, t.p, t.q, COALESCE(t.k, %(kind)s),
+    %(occurred_at)s, %(recorded_at)s, %(event_name)s, t.n, COALESCE(t.g, 0),
+    COALESCE(t.r, %(references)s::json)
 FROM ROWS FROM (json_to_recordset(%(rows)s::json)
     AS (s text, p text, q bigint, k text, n integer, g smallint, r json))
     WITH ORDINALITY AS t (s, p, q, k, n, g, r, i)
@@ -56,19 +57,23 @@ _UTC = UTCDateTime()
 def _movement_rows(
     dialect: Dialect, source: Source, effect: Effect, recorded_at: datetime
 ) -> dict[str, Any]:
-    rows = [
-        {
-            "s": m.stock_location,
-            "p": m.product_id,
-            "q": m.quantity,
-            "k": m.kind.value,
-            "n": m.line_number,
-            "g": m.leg,
-            "r": m.references,
-        }
-        for m in effect.movements
-    ]
+    # A row carries its kind, leg and references only where they differ from the event's: most
+    # lines share them, and this JSON is built and parsed once per line of every event.
+    kind = effect.movements[0].kind if effect.movements else None
+    references = effect.references
+    rows = []
+    for m in effect.movements:
+        row = {"s": m.stock_location, "p": m.product_id, "q": m.quantity, "n": m.line_number}
+        if m.kind is not kind:
+            row["k"] = m.kind.value
+        if m.leg:
+            row["g"] = m.leg
+        if m.references is not references:
+            row["r"] = m.references
+        rows.append(row)
     return {
+        "kind": kind.value if kind is not None else None,
+        "references": pydantic_core.to_json(references).decode(),
         "event_id": source.event_id,
         "tenant": source.tenant,
         "location_id": effect.location_id,
@@ -187,8 +192,9 @@ WITH ev AS (
 ), mv AS (
     INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
         quantity, kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
-    SELECT ev.id, %(tenant)s, %(location_id)s, t.s, t.p, t.q, t.k, %(occurred_at)s,
-        %(recorded_at)s, %(event_name)s, t.n, t.g, t.r
+    SELECT ev.id, %(tenant)s, %(location_id)s, t.s, t.p, t.q, COALESCE(t.k, %(kind)s),
+        %(occurred_at)s, %(recorded_at)s, %(event_name)s, t.n, COALESCE(t.g, 0),
+        COALESCE(t.r, %(references)s::json)
     FROM ev CROSS JOIN ROWS FROM (json_to_recordset(%(rows)s::json)
         AS (s text, p text, q bigint, k text, n integer, g smallint, r json))
         WITH ORDINALITY AS t (s, p, q, k, n, g, r, i)
