@@ -27,7 +27,11 @@ def upgrade() -> None:
             batch_op.f("uq_ledger_movement_event_id_line_number_leg"), type_="unique"
         )
         batch_op.create_index(
-            "ix_ledger_movement_event_id", ["event_id"], unique=False, postgresql_using="brin"
+            "ix_ledger_movement_event_id",
+            ["event_id"],
+            unique=False,
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
         )
 
 

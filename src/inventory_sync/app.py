@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +13,6 @@ from inventory_sync import __version__, health, logs, metrics, migrate
 from inventory_sync.auth import Keyring, load_keyring
 from inventory_sync.db import Database, DatabaseUnavailable
 from inventory_sync.erp_sync import router as erp_sync_router
-from inventory_sync.erp_sync import worker as erp_worker
 from inventory_sync.errors import register_error_handlers
 from inventory_sync.events import router as events_router
 from inventory_sync.ledger import router as ledger_router
@@ -36,8 +34,8 @@ def prepare(settings: Settings, db: Database) -> Keyring:
     return load_keyring(settings, db)
 
 
-def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
-    """Build the API. `run_worker` also runs the ERP sync worker inside this process."""
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API. The ERP sync worker runs in a process of its own (`erp_sync.process`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,16 +51,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> FastAPI:
         app.state.keyring = keyring
         app.state.rules = Rules(frozenset(settings.tenants), dict(settings.return_locations))
         app.state.intake_limiter = anyio.CapacityLimiter(INTAKE_THREADS)
-        app.state.run_worker = run_worker
-        # Everything loaded so far lives as long as the process: keep it out of the cyclic
-        # collector, whose full passes over it stalled every request for about 100 ms.
-        gc.freeze()
         try:
-            if run_worker:
-                async with erp_worker.running(settings, db):
-                    yield
-            else:
-                yield
+            yield
         finally:
             db.dispose()
 

@@ -1,4 +1,4 @@
-"""The worker inside the API process, and the `sync` commands."""
+"""The `sync` commands."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from inventory_sync.app import create_app
 from inventory_sync.cli import cli
 from inventory_sync.db import Database
 from inventory_sync.settings import Settings
-from tests import factories
 from tests.erp_sync.conftest import (
     FakeErp,
     Reply,
@@ -20,28 +18,6 @@ from tests.erp_sync.conftest import (
     message,
     run,
 )
-
-
-class TestInProcessWorker:
-    def test_app_delivers_while_running_and_stops_cleanly(
-        self, settings: Settings, erp: FakeErp
-    ) -> None:
-        config = erp_settings(settings, erp.url)
-        with TestClient(create_app(config, run_worker=True)) as client:
-            answer = factories.post(client, factories.received(("A", 3)))
-            assert answer["status"] == "accepted"
-            erp.wait_for(lambda: len(erp.received) == 1, timeout=10)
-            [request] = erp.received
-            item = message(client, request.key)
-            erp.wait_for(lambda: message(client, request.key)["status"] == "delivered")
-            assert item["event_id"] == answer["event_id"]
-
-    def test_tests_and_plain_apps_run_no_worker(self, settings: Settings, erp: FakeErp) -> None:
-        with TestClient(create_app(erp_settings(settings, erp.url))) as client:
-            [message_id] = accept(client)
-            assert client.app.state.run_worker is False  # type: ignore[attr-defined]
-            assert message(client, message_id)["status"] == "pending"
-        assert erp.received == []
 
 
 class TestSyncCommands:

@@ -44,8 +44,11 @@ def running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie (exited, not yet reaped by its parent) is not running either.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # reaped in between
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def deliver_one(api: h.Api, erp: FakeErp) -> None:
@@ -92,6 +95,22 @@ def test_a_dead_worker_is_restarted(database_url: str, erp: FakeErp, tmp_path: P
     finally:
         api.stop()
     assert "erp_sync.worker_process_exited" in api.log.read_text()
+
+
+def test_a_worker_stopped_on_purpose_is_not_restarted(
+    database_url: str, erp: FakeErp, tmp_path: Path
+) -> None:
+    api = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_ERP_URL=erp.url)
+    api.start()
+    try:
+        h.wait_until(lambda: "erp_sync.worker_started" in api.log.read_text(), 20, "started")
+        [pid] = worker_pids(api.log)
+        os.kill(pid, signal.SIGTERM)  # as systemd does to every process of a unit
+        h.wait_until(lambda: "erp_sync.worker_process_stopped" in api.log.read_text(), 20, "stop")
+        assert api.alive()
+        assert worker_pids(api.log) == [pid]
+    finally:
+        api.stop()
 
 
 def test_the_worker_stops_when_serve_is_killed(

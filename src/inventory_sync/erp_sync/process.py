@@ -25,6 +25,7 @@ PARENT_PID_ENV = "INVSYNC_SERVE_PID"
 CONFIGURATION_ERROR = 2  # the exit status of `inventory-sync worker` for bad settings
 _RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 _STEADY_SECONDS = 60.0  # a child that ran this long restarts after the shortest delay
+_DELIBERATE = (0, -signal.SIGTERM, -signal.SIGINT)  # exit statuses of a worker told to stop
 
 
 class WorkerProcess:
@@ -37,21 +38,22 @@ class WorkerProcess:
         self._child: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._supervise, name="erp-sync-worker", daemon=True)
 
-    @property
-    def pid(self) -> int | None:
-        child = self._child
-        return None if child is None else child.pid
-
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """SIGTERM: the worker finishes or releases what is in flight; SIGKILL after the grace."""
+    def begin_stop(self) -> None:
+        """SIGTERM: the worker stops claiming and finishes or releases what is in flight."""
         with self._lock:
             self._stopping.set()
             child = self._child
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """`begin_stop()`, then wait for the worker; SIGKILL after the grace period."""
+        self.begin_stop()
+        child = self._child
+        if child is not None:
             try:
                 child.wait(self._grace)
             except subprocess.TimeoutExpired:
@@ -76,24 +78,31 @@ class WorkerProcess:
     def _supervise(self) -> None:
         failures = 0
         while True:
-            child = self._spawn()
-            if child is None:
-                return
             started = time.monotonic()
-            code = child.wait()
-            if self._stopping.is_set():
-                return
-            if code == CONFIGURATION_ERROR:
-                log.error(
-                    "erp_sync.worker_process_misconfigured",
-                    extra={"pid": child.pid, "returncode": code},
-                )
-                return
+            try:
+                child = self._spawn()
+            except OSError as error:  # no memory or processes left, say: try again later
+                code: int | str = f"{type(error).__name__}: {error}"
+                pid = None
+            else:
+                if child is None:
+                    return
+                code, pid = child.wait(), child.pid
+                if self._stopping.is_set():
+                    return
+                if code in _DELIBERATE:
+                    # Stopped by a signal sent to it directly (systemd signals every process of
+                    # the unit), handled (0) or not yet: deliberate, so not restarted.
+                    log.info("erp_sync.worker_process_stopped", extra={"pid": pid})
+                    return
+                if code == CONFIGURATION_ERROR:
+                    log.error("erp_sync.worker_process_misconfigured", extra={"pid": pid})
+                    return
             failures = 1 if time.monotonic() - started > _STEADY_SECONDS else failures + 1
             delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS)) - 1]
             log.error(
                 "erp_sync.worker_process_exited",
-                extra={"pid": child.pid, "returncode": code, "restart_in_s": delay},
+                extra={"pid": pid, "returncode": code, "restart_in_s": delay},
             )
             if self._stopping.wait(delay):
                 return

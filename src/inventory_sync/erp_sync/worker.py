@@ -35,8 +35,6 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from inventory_sync.db import Database, DatabaseUnavailable, utcnow
@@ -394,8 +392,8 @@ class Worker:
                 self._recorded.clear()
                 await self._recorded.wait()
                 if not self._finishing and len(self._results) < self.concurrency:
-                    # Let the other lanes' answers join: fewer commits (each an fsync), which
-                    # is what the API's intake shares with an in-process worker.
+                    # Let the other lanes' answers join: fewer commits, each an fsync that
+                    # intake's commits queue behind on the same database.
                     await asyncio.sleep(RECORD_LINGER_SECONDS)
                 continue
             batch, self._results = self._results, []
@@ -498,20 +496,6 @@ class Worker:
     def _any_pending(self) -> bool:
         with self.db.snapshot() as conn:
             return outbox.pending_count(conn) > 0
-
-
-@asynccontextmanager
-async def running(settings: Settings, db: Database) -> AsyncIterator[Worker]:
-    """Run a worker on the current event loop for the duration of the block (the API's
-    in-process worker); leaving the block stops it as SIGTERM would."""
-    worker = Worker(settings, db)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield worker
-    finally:
-        stop.set()
-        await task
 
 
 def run_until_signalled(settings: Settings, db: Database) -> None:

@@ -22,9 +22,10 @@ from inventory_sync.db import Id, UTCDateTime, metadata
 # The hottest table: one row per line of every event. Its `event_id` has no foreign key and
 # (event_id, line_number, leg) no unique index: each cost a lookup or an index entry per row,
 # about a fifth of PostgreSQL's intake time (docs/performance.md). Rows are only written by
-# ledger.service, in the statement or transaction that stores their event, once per event (the
-# inbox slot decides), and tests check both. A BRIN index, nearly free to maintain because
-# event ids grow with insertion order, finds an event's rows.
+# ledger.service, for an event stored before or in the same statement, once per event: the
+# inbox slot decides at intake, and a replay applies only a quarantined event it holds locked;
+# tests check both. A BRIN index, nearly free to maintain because event ids grow with insertion
+# order, finds an event's rows; ranges are summarised as they fill, not only by VACUUM.
 ledger_movement = Table(
     "ledger_movement",
     metadata,
@@ -43,7 +44,12 @@ ledger_movement = Table(
     # 0 for the only or debit side of a line, 1 for the credit side of a move.
     Column("leg", SmallInteger, nullable=False),
     Column("references", JSON, nullable=False),
-    Index("ix_ledger_movement_event_id", "event_id", postgresql_using="brin"),
+    Index(
+        "ix_ledger_movement_event_id",
+        "event_id",
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    ),
     Index(
         "ix_ledger_movement_position",
         "tenant",

@@ -241,7 +241,7 @@ def _event_with_effect_sql(columns: tuple[str, ...]) -> str:
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:
-    return pydantic_core.to_json(rows).decode() if rows else "[]"
+    return pydantic_core.to_json(rows).decode()
 
 
 def event_with_effect(
