@@ -33,6 +33,15 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(fixture))
 
 
+@pytest.fixture
+def api(database_url: str, erp: FakeErp, tmp_path: Path) -> Iterator[h.Api]:
+    """`serve` with its worker process, delivering to `erp`; stopped (SIGTERM) at the end."""
+    service = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_ERP_URL=erp.url)
+    service.start()
+    yield service
+    service.stop()
+
+
 def worker_pids(log: Path) -> list[int]:
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return [line["pid"] for line in lines if line.get("event") == "erp_sync.worker_process_started"]
@@ -63,61 +72,39 @@ def deliver_one(api: h.Api, erp: FakeErp) -> None:
     erp.wait_for(lambda: len(erp.keys()) == before + 1, timeout=20)
 
 
-def test_serve_delivers_through_its_worker_and_stops_it(
-    database_url: str, erp: FakeErp, tmp_path: Path
-) -> None:
-    api = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_ERP_URL=erp.url)
-    api.start()
-    try:
-        deliver_one(api, erp)
-        [pid] = worker_pids(api.log)
-        assert running(pid)
-        assert f"{PARENT_PID_ENV}={api.proc.pid}".encode() in Path(  # type: ignore[union-attr]
-            f"/proc/{pid}/environ"
-        ).read_bytes().replace(b"\0", b" ")
-    finally:
-        api.stop()
+def test_serve_delivers_through_its_worker_and_stops_it(api: h.Api, erp: FakeErp) -> None:
+    deliver_one(api, erp)
+    [pid] = worker_pids(api.log)
+    assert running(pid)
+    assert f"{PARENT_PID_ENV}={api.proc.pid}".encode() in Path(  # type: ignore[union-attr]
+        f"/proc/{pid}/environ"
+    ).read_bytes().replace(b"\0", b" ")
+    api.stop()
     assert not running(pid)
     log = api.log.read_text()
     assert "erp_sync.worker_stopped" in log
     assert "erp_sync.parent_gone" not in log  # stopped by serve, in order
 
 
-def test_a_dead_worker_is_restarted(database_url: str, erp: FakeErp, tmp_path: Path) -> None:
-    api = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_ERP_URL=erp.url)
-    api.start()
-    try:
-        h.wait_until(lambda: len(worker_pids(api.log)) == 1, 20, "worker started")
-        [first] = worker_pids(api.log)
-        os.kill(first, signal.SIGKILL)
-        h.wait_until(lambda: len(worker_pids(api.log)) == 2, 20, "worker restarted")
-        deliver_one(api, erp)
-    finally:
-        api.stop()
+def test_a_dead_worker_is_restarted(api: h.Api, erp: FakeErp) -> None:
+    h.wait_until(lambda: len(worker_pids(api.log)) == 1, 20, "worker started")
+    [first] = worker_pids(api.log)
+    os.kill(first, signal.SIGKILL)
+    h.wait_until(lambda: len(worker_pids(api.log)) == 2, 20, "worker restarted")
+    deliver_one(api, erp)
     assert "erp_sync.worker_process_exited" in api.log.read_text()
 
 
-def test_a_worker_stopped_on_purpose_is_not_restarted(
-    database_url: str, erp: FakeErp, tmp_path: Path
-) -> None:
-    api = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_ERP_URL=erp.url)
-    api.start()
-    try:
-        h.wait_until(lambda: "erp_sync.worker_started" in api.log.read_text(), 20, "started")
-        [pid] = worker_pids(api.log)
-        os.kill(pid, signal.SIGTERM)  # as systemd does to every process of a unit
-        h.wait_until(lambda: "erp_sync.worker_process_stopped" in api.log.read_text(), 20, "stop")
-        assert api.alive()
-        assert worker_pids(api.log) == [pid]
-    finally:
-        api.stop()
+def test_a_worker_stopped_on_purpose_is_not_restarted(api: h.Api) -> None:
+    h.wait_until(lambda: "erp_sync.worker_started" in api.log.read_text(), 20, "started")
+    [pid] = worker_pids(api.log)
+    os.kill(pid, signal.SIGTERM)  # as systemd does to every process of a unit
+    h.wait_until(lambda: "erp_sync.worker_process_stopped" in api.log.read_text(), 20, "stop")
+    assert api.alive()
+    assert worker_pids(api.log) == [pid]
 
 
-def test_the_worker_stops_when_serve_is_killed(
-    database_url: str, erp: FakeErp, tmp_path: Path
-) -> None:
-    api = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_ERP_URL=erp.url)
-    api.start()
+def test_the_worker_stops_when_serve_is_killed(api: h.Api) -> None:
     h.wait_until(lambda: len(worker_pids(api.log)) == 1, 20, "worker started")
     [pid] = worker_pids(api.log)
     api.kill()  # SIGKILL: serve cannot stop its worker itself
