@@ -4,11 +4,13 @@ and SQLite use `record()`. Both must write the same rows, column for column."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, select
+from fastapi.testclient import TestClient
+from sqlalchemy import Table, event, select
 
 from inventory_sync.db import Database, utcnow
 from inventory_sync.erp_sync.models import outbox_message
@@ -79,3 +81,33 @@ def test_one_statement_writes_what_record_writes(db: Database, name: str) -> Non
     by_record = written(db, BODIES[name], now, one_statement=False)
     assert by_statement == by_record
     assert sum(len(rows) for rows in by_statement.values()) > 2
+
+
+@pytest.fixture
+def statements(client: TestClient) -> Iterator[list[str]]:
+    """Every SQL statement the app runs while the test does."""
+    seen: list[str] = []
+    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("name", list(BODIES))
+def test_an_event_and_its_redelivery_are_one_statement_each(
+    client: TestClient, statements: list[str], name: str
+) -> None:
+    if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
+        pytest.skip("the one-statement path is PostgreSQL's")
+    body = json.dumps(BODIES[name])
+    statements.clear()
+    first = f.post(client, body)
+    assert first["status"] == "accepted"
+    assert len(statements) == 1
+    statements.clear()
+    assert f.post(client, body)["status"] == "duplicate"
+    assert len(statements) == 1
