@@ -19,6 +19,7 @@ from inventory_sync.ledger import router as ledger_router
 from inventory_sync.reconciliation import router as reconciliation_router
 from inventory_sync.settings import Settings
 from inventory_sync.webhooks import router as webhook_router
+from inventory_sync.webhooks.recent import RecentBodies
 from inventory_sync.webhooks.service import Rules
 
 log = logging.getLogger("inventory_sync.app")
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.keyring = keyring
         app.state.rules = Rules(frozenset(settings.tenants), dict(settings.return_locations))
         app.state.intake_limiter = anyio.CapacityLimiter(INTAKE_THREADS)
+        app.state.recent_bodies = RecentBodies()
         try:
             yield
         finally:

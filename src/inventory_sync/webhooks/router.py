@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.engine import Connection
 
 from inventory_sync import auth, credentials, metrics
 from inventory_sync.db import Database, DatabaseUnavailable, utcnow
 from inventory_sync.errors import RETRY_AFTER_SECONDS, problem
-from inventory_sync.webhooks import service
+from inventory_sync.webhooks import recent, service
+from inventory_sync.webhooks.recent import RecentBodies
 
 log = logging.getLogger("inventory_sync.webhooks")
 router = APIRouter(tags=["webhooks"])
@@ -73,17 +76,32 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _writing(db: Database) -> AbstractContextManager[Connection]:
+    # On PostgreSQL each write of service.store() is one statement, atomic by itself, so it needs
+    # no BEGIN/COMMIT round trips; on SQLite an accepted event takes several statements.
+    return db.transaction() if db.is_sqlite else db.autocommit()
+
+
 def process(
-    db: Database, body: bytes, content_type: str | None, rules: service.Rules
+    db: Database, body: bytes, content_type: str | None, rules: service.Rules, seen: RecentBodies
 ) -> service.Outcome:
-    """Classify and store one body; commits before returning."""
+    """Classify and store one body; commits before returning. A body this process stored before
+    is first checked against the database as a likely redelivery."""
     now = utcnow()
     try:
+        digest = recent.digest(body)
+        stored = seen.get(digest)
+        if stored is not None:
+            with _writing(db) as conn:
+                duplicate = service.confirm_duplicate(conn, stored)
+            if duplicate is not None:
+                return duplicate
         item = service.classify(body, rules)
-        # On PostgreSQL each write of store() is one statement, atomic by itself, so it needs no
-        # BEGIN/COMMIT round trips; on SQLite an accepted event takes several statements.
-        with db.transaction() if db.is_sqlite else db.autocommit() as conn:
-            return service.store(conn, item, body, content_type, now)
+        with _writing(db) as conn:
+            outcome = service.store(conn, item, body, content_type, now)
+        if (where := service.stored_as(item)) is not None:
+            seen.remember(digest, where)
+        return outcome
     except DatabaseUnavailable:
         raise
     except Exception as error:
@@ -161,7 +179,13 @@ async def receive(request: Request) -> Any:
         )
     try:
         outcome = await anyio.to_thread.run_sync(
-            process, state.db, body, content_type, state.rules, limiter=state.intake_limiter
+            process,
+            state.db,
+            body,
+            content_type,
+            state.rules,
+            state.recent_bodies,
+            limiter=state.intake_limiter,
         )
     except DatabaseUnavailable as error:
         log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})

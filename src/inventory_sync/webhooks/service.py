@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from inventory_sync.ledger import domain
 from inventory_sync.ledger import service as ledger_service
-from inventory_sync.webhooks import schemas
+from inventory_sync.webhooks import recent, schemas
 from inventory_sync.webhooks.models import inbound_event
 
 ACCEPTED = "accepted"
@@ -271,7 +271,7 @@ def store(
         known = (holder.id, holder.content_hash)
     known_id, known_hash = known
     if known_hash == item.content_hash:
-        return Outcome(DUPLICATE, known_id, f"already stored as event {known_id}", name=item.name)
+        return _duplicate(known_id, item.name)
 
     # Same key, other content: keep it, visibly, without touching the ledger.
     conflict = replace(
@@ -287,9 +287,32 @@ def store(
     existing_variant = conn.execute(
         select(inbound_event.c.id).where(inbound_event.c.slot == variant)
     ).scalar_one()
-    return Outcome(
-        DUPLICATE, existing_variant, f"already stored as event {existing_variant}", name=item.name
-    )
+    return _duplicate(existing_variant, item.name)
+
+
+def _duplicate(event_id: int, name: str | None) -> Outcome:
+    return Outcome(DUPLICATE, event_id, f"already stored as event {event_id}", name=name)
+
+
+_HOLDER = select(inbound_event.c.id, inbound_event.c.content_hash).where(
+    inbound_event.c.slot == bindparam("slot")
+)
+
+
+def stored_as(item: Classified) -> recent.Stored | None:
+    """Where `store()` put, or found, this body's content: its primary slot, if it has one."""
+    if item.key is None or item.content_hash is None:
+        return None
+    return recent.Stored(primary_slot(item.key), item.content_hash, item.name)
+
+
+def confirm_duplicate(conn: Connection, stored: recent.Stored) -> Outcome | None:
+    """The answer `store()` gives a body stored as `stored` if the slot still holds the same
+    content (a duplicate of its holder), else None: then the body needs the full path."""
+    holder = conn.execute(_HOLDER, {"slot": stored.slot}).one_or_none()
+    if holder is None or holder.content_hash != stored.content_hash:
+        return None
+    return _duplicate(holder.id, stored.name)
 
 
 def store_failure(
