@@ -52,12 +52,24 @@ def test_the_scan_finds_what_it_looks_for() -> None:
     assert not rewrites("insert(ledger_movement)", "ledger_movement")
 
 
-def test_only_the_ledger_service_adds_movements() -> None:
-    # ledger_movement has no foreign key to its event: the guarantee is that only
-    # ledger.service writes it, with the event, in one statement or transaction.
-    pattern = re.compile(r"(?i)\binsert\(\s*ledger_movement\b|\binsert\s+into\s+ledger_movement\b")
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("ledger_movement", {"ledger/service.py"}),
+        ("count_observation", {"ledger/service.py"}),
+        ("shipment_line", {"ledger/service.py"}),
+        # outbox.enqueue() is called by ledger.service only (checked below).
+        ("outbox_message", {"ledger/service.py", "erp_sync/outbox.py"}),
+    ],
+)
+def test_only_the_ledger_service_adds_rows_of_an_event(table: str, expected: set[str]) -> None:
+    # These tables have no foreign key to their event: the guarantee is that only
+    # ledger.service writes them, with the event, in one statement or transaction.
+    pattern = re.compile(rf"(?i)\binsert\(\s*{table}\b|\binsert\s+into\s+{table}\b")
     writers = {str(p.relative_to(SOURCE)) for p, t in source_files() if pattern.search(t)}
-    assert writers == {"ledger/service.py"}
+    assert writers == expected
+    callers = {str(p.relative_to(SOURCE)) for p, t in source_files() if "outbox.enqueue(" in t}
+    assert callers == {"ledger/service.py"}
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY)

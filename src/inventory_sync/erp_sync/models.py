@@ -10,7 +10,8 @@ outbox_message = Table(
     # Derived from the event's dedupe key, so a redelivered or replayed event keeps its id;
     # sent as Idempotency-Key and webhook-id.
     Column("id", String(64), primary_key=True),
-    Column("event_id", Id, ForeignKey("inbound_event.id"), nullable=False, unique=True),
+    # No foreign key: written with its event by ledger.service (see ledger_movement).
+    Column("event_id", Id, nullable=False, unique=True),
     Column("tenant", Text, nullable=False),
     Column("type", String(64), nullable=False),
     Column("location_id", Text, nullable=False),
