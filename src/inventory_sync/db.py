@@ -18,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Integer,
     MetaData,
+    Text,
     create_engine,
     event,
     exc,
@@ -38,6 +39,13 @@ metadata = MetaData(
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Identifiers of a stock position (tenant, location, stock location, product) compare byte for
+# byte on PostgreSQL, as every text does on SQLite. Their indexes take an entry per ledger row,
+# and with the "C" collation each comparison is a memcmp instead of a locale-aware strcoll,
+# which made index upkeep about a quarter cheaper (docs/performance.md). Byte order is also
+# code point order, so listings sort the same way on both backends.
+PositionKey = Text().with_variant(Text(collation="C"), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from inventory_sync.db import Id, UTCDateTime, metadata
+from inventory_sync.db import Id, PositionKey, UTCDateTime, metadata
 
 # The hottest table: one row per line of every event. Its `event_id` has no foreign key and
 # (event_id, line_number, leg) no unique index: each cost a lookup or an index entry per row,
@@ -33,10 +33,10 @@ ledger_movement = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("event_id", Id, nullable=False),
-    Column("tenant", Text, nullable=False),
-    Column("location_id", Text, nullable=False),
-    Column("stock_location", Text, nullable=False),
-    Column("product_id", Text, nullable=False),
+    Column("tenant", PositionKey, nullable=False),
+    Column("location_id", PositionKey, nullable=False),
+    Column("stock_location", PositionKey, nullable=False),
+    Column("product_id", PositionKey, nullable=False),
     Column("quantity", BigInteger, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("occurred_at", UTCDateTime(), nullable=False),
@@ -68,13 +68,13 @@ count_observation = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("event_id", Id, nullable=False),
-    Column("tenant", Text, nullable=False),
+    Column("tenant", PositionKey, nullable=False),
     Column("count_id", Text, nullable=False),
     Column("chunk_number", Integer, nullable=False),
     Column("line_number", Integer, nullable=False),
-    Column("location_id", Text, nullable=False),
-    Column("stock_location", Text, nullable=False),
-    Column("product_id", Text, nullable=False),
+    Column("location_id", PositionKey, nullable=False),
+    Column("stock_location", PositionKey, nullable=False),
+    Column("product_id", PositionKey, nullable=False),
     Column("counted", BigInteger, nullable=False),
     Column("stock_on_hand", BigInteger, nullable=False),
     Column("counted_at", UTCDateTime(), nullable=False),
