@@ -1,5 +1,7 @@
 """Alembic environment: the service's own metadata and database URL."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -23,6 +25,28 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite's procedure for schema changes: batch mode rebuilds a table by copying it and
+    dropping the original, and with foreign keys enforced, dropping a table other rows refer to
+    fails. Keys go off outside any transaction (the pragma is ignored inside one) and are
+    checked before the commit instead."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 def run_migrations_online() -> None:
@@ -31,7 +55,7 @@ def run_migrations_online() -> None:
     if owned:
         engine = Database(load_settings().database_url).engine
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, _sqlite_foreign_keys_off(connection):
             _run(connection)
             connection.commit()
     finally:

@@ -4,6 +4,7 @@ table definitions the code uses, and they can be undone and redone."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -11,7 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, insert, inspect, select
 
 from inventory_sync import migrate
 from inventory_sync.db import Database
@@ -77,3 +78,116 @@ class TestMigrations:
         migrate.upgrade(empty_db)
         assert tables(empty_db) == set(metadata.tables)
         assert differences(empty_db) == []
+
+    def test_rows_survive_every_migration_down_and_up(self, empty_db: Database) -> None:
+        # On SQLite a batch migration rebuilds a table with its rows, including tables that
+        # other rows refer to (an outbox message with delivery attempts).
+        migrate.upgrade(empty_db)
+        with empty_db.transaction() as conn:
+            for table, row in _one_row_each():
+                conn.execute(insert(metadata.tables[table]), row)
+        before = _counts(empty_db)
+        assert set(before.values()) == {1}
+
+        command.downgrade(migrate.config(empty_db), "44cc10527e1e")
+        assert _counts(empty_db) == before
+        migrate.upgrade(empty_db)
+        assert _counts(empty_db) == before
+        assert differences(empty_db) == []
+
+
+def _counts(db: Database) -> dict[str, int]:
+    with db.snapshot() as conn:
+        return {
+            name: conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one()
+            for name in _TABLES
+        }
+
+
+_TABLES = (
+    "inbound_event",
+    "ledger_movement",
+    "count_observation",
+    "shipment_line",
+    "outbox_message",
+    "sync_attempt",
+)
+
+
+def _one_row_each() -> list[tuple[str, dict[str, object]]]:
+    now = datetime(2024, 5, 14, 9, 32, tzinfo=UTC)
+    position = {"tenant": "acme", "location_id": "L", "stock_location": "main", "product_id": "P"}
+    return [
+        (
+            "inbound_event",
+            {"id": 1, "slot": "s", "status": "accepted", "raw_body": b"{}", "received_at": now},
+        ),
+        (
+            "ledger_movement",
+            {
+                "event_id": 1,
+                **position,
+                "quantity": 1,
+                "kind": "receipt",
+                "occurred_at": now,
+                "recorded_at": now,
+                "event_name": "inventory_transaction.items_received",
+                "line_number": 1,
+                "leg": 0,
+                "references": {},
+            },
+        ),
+        (
+            "count_observation",
+            {
+                "event_id": 1,
+                **position,
+                "count_id": "c",
+                "chunk_number": 1,
+                "line_number": 1,
+                "counted": 1,
+                "stock_on_hand": 1,
+                "counted_at": now,
+            },
+        ),
+        (
+            "shipment_line",
+            {
+                "event_id": 1,
+                "tenant": "acme",
+                "asn_id": "a",
+                "chunk_number": 1,
+                "line_number": 1,
+                "origin_location_id": "L",
+                "product_id": "P",
+                "quantity": 1,
+                "shipped_at": now,
+            },
+        ),
+        (
+            "outbox_message",
+            {
+                "id": "m",
+                "event_id": 1,
+                "tenant": "acme",
+                "type": "inventory.receipt",
+                "location_id": "L",
+                "document": "{}",
+                "status": "pending",
+                "attempts": 1,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ),
+        (
+            "sync_attempt",
+            {
+                "message_id": "m",
+                "attempted_at": now,
+                "duration_ms": 1,
+                "status_code": 503,
+                "outcome": "retry",
+            },
+        ),
+    ]
