@@ -110,3 +110,13 @@ def test_capacity_drops_the_oldest_first() -> None:
     assert len(seen) == 2
     assert seen.get(bytes([0])) is None
     assert seen.get(bytes([2])) == Stored("slot-2", "hash", None)
+
+
+def test_an_entry_keeps_only_a_handled_event_name() -> None:
+    rules = service.Rules()
+    handled = service.classify(json.dumps(f.received(("A", 1))).encode(), rules)
+    unknown = service.classify(json.dumps(f.envelope("x" * 100_000, {"id": "1"})).encode(), rules)
+    assert (stored := service.stored_as(handled)) is not None
+    assert stored.name == "inventory_transaction.items_received"
+    assert (stored := service.stored_as(unknown)) is not None
+    assert stored.name is None

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
-# About 400 bytes an entry: 10,000 bodies cost ~4 MB and cover several minutes at full rate,
-# far longer than NewStore takes to redeliver an event whose answer it missed.
+# About 400 bytes an entry (a digest, a slot, a content hash and a handled event name, all of
+# bounded size): 10,000 bodies cost ~4 MB and cover several minutes at full rate, far longer
+# than NewStore takes to redeliver an event whose answer it missed.
 CAPACITY = 10_000
 
 
@@ -34,7 +36,7 @@ class RecentBodies:
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self._capacity = capacity
-        self._entries: dict[bytes, Stored] = {}
+        self._entries: OrderedDict[bytes, Stored] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> Stored | None:
@@ -44,7 +46,7 @@ class RecentBodies:
         with self._lock:
             self._entries[key] = stored
             if len(self._entries) > self._capacity:
-                del self._entries[next(iter(self._entries))]
+                self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -92,7 +92,7 @@ def process(
         digest = recent.digest(body)
         stored = seen.get(digest)
         if stored is not None:
-            with _writing(db) as conn:
+            with db.snapshot() if db.is_sqlite else db.autocommit() as conn:
                 duplicate = service.confirm_duplicate(conn, stored)
             if duplicate is not None:
                 return duplicate

@@ -303,7 +303,10 @@ def stored_as(item: Classified) -> recent.Stored | None:
     """Where `store()` put, or found, this body's content: its primary slot, if it has one."""
     if item.key is None or item.content_hash is None:
         return None
-    return recent.Stored(primary_slot(item.key), item.content_hash, item.name)
+    # The name only labels metrics, where unhandled names are "other"; keeping it only when
+    # handled bounds the entry whatever the body says.
+    name = item.name if item.name in schemas.PAYLOAD_MODELS else None
+    return recent.Stored(primary_slot(item.key), item.content_hash, name)
 
 
 def confirm_duplicate(conn: Connection, stored: recent.Stored) -> Outcome | None:
