@@ -65,6 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     register_error_handlers(app)
+    # Added last, so outermost: request ids also cover what FastPath answers itself.
+    app.add_middleware(webhook_router.FastPath)
     app.add_middleware(logs.RequestIdMiddleware)
     app.include_router(webhook_router.router)
     app.include_router(events_router.router)

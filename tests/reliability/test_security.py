@@ -54,7 +54,7 @@ class TestConstantTime:
         assert len(calls) == 3
 
     def test_every_entry_point_checks_through_matches(self) -> None:
-        for function in (auth.require_read, webhook_router.receive):
+        for function in (auth.require_read, webhook_router.answer):
             source = inspect.getsource(function)
             assert "credentials.matches(" in source, function
             assert "==" not in source.replace("!=", ""), function
