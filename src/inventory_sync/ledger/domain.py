@@ -154,8 +154,18 @@ def _single_leg(
                 )
             )
         delta = sign * item.quantity
-        movements.append(Movement(location, item.product_id, delta, kind, number, 0, line_refs))
-        lines.append(DocumentLine(item.product_id, location, delta, item.external_identifiers))
+        # tuple.__new__ builds the same NamedTuples without the Python frame of their generated
+        # __new__, a large share of translate() at 500 lines; DocumentLine's defaults are then
+        # given in full.
+        movements.append(
+            tuple.__new__(Movement, (location, item.product_id, delta, kind, number, 0, line_refs))
+        )
+        lines.append(
+            tuple.__new__(
+                DocumentLine,
+                (item.product_id, location, delta, item.external_identifiers, None, None, None),
+            )
+        )
     return movements, lines
 
 
