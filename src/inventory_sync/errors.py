@@ -120,6 +120,17 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def database_unavailable() -> JSONResponse:
+    """A database error that is not the request's fault (server gone, schema missing while an
+    upgrade runs): a retryable 503, never a bare 500."""
+    return problem(
+        503,
+        "the database is unavailable; retry later",
+        code="database_unavailable",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def register_error_handlers(app: FastAPI) -> None:
     _document_problems(app)
 
@@ -144,11 +155,4 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(exc.DBAPIError)
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_request: Request, _error: Exception) -> JSONResponse:
-        # A database error that is not the request's fault (server gone, schema missing while
-        # an upgrade runs): a retryable 503, never a bare 500.
-        return problem(
-            503,
-            "the database is unavailable; retry later",
-            code="database_unavailable",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        return database_unavailable()

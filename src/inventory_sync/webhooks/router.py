@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inventory_sync import auth, credentials, metrics
 from inventory_sync.db import Database, DatabaseUnavailable, utcnow
-from inventory_sync.errors import RETRY_AFTER_SECONDS, problem
+from inventory_sync.errors import database_unavailable, problem
 from inventory_sync.webhooks import recent, service
 from inventory_sync.webhooks.recent import RecentBodies
 
@@ -49,15 +49,6 @@ def _is_json(content_type: str | None) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
-    )
-
-
-def _unavailable() -> JSONResponse:
-    return problem(
-        503,
-        "the database is unavailable; retry later",
-        code="database_unavailable",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 
@@ -157,7 +148,7 @@ async def answer(request: Request) -> Response:
             keyring = await anyio.to_thread.run_sync(auth.current_keyring, request)
         except DatabaseUnavailable:
             metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
-            return _unavailable()
+            return database_unavailable()
     token = auth.bearer_token(request.headers.get("authorization"))
     if token is None or not credentials.matches(token, keyring.webhook):
         metrics.WEBHOOK_REJECTED.labels("unauthorized").inc()
@@ -198,7 +189,7 @@ async def answer(request: Request) -> Response:
     except DatabaseUnavailable as error:
         log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
         metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
-        return _unavailable()
+        return database_unavailable()
     metrics.observe_intake(outcome.status, started, outcome.name)
     log.log(
         _LOG_LEVELS[outcome.status],
@@ -238,6 +229,6 @@ class FastPath:
         try:
             response = await answer(Request(scope, receive))
         except sqlalchemy_exc.DBAPIError:
-            # As the app's error handler would: a database error is a retryable 503.
-            response = _unavailable()
+            # What the app's error handler answers for a database error.
+            response = database_unavailable()
         await response(scope, receive, send)

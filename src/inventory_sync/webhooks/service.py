@@ -174,6 +174,13 @@ _INSERT_ONCE = {
 }
 
 
+# The event holding a slot, with its content hash: what a body finding its slot taken is
+# compared with.
+_HOLDER = select(inbound_event.c.id, inbound_event.c.content_hash).where(
+    inbound_event.c.slot == bindparam("slot")
+)
+
+
 def _insert(conn: Connection, values: dict[str, Any]) -> int | None:
     return conn.execute(_INSERT_ONCE[conn.dialect.name], values).scalar_one_or_none()
 
@@ -263,11 +270,7 @@ def store(
             return Outcome(item.status, event_id, item.error, name=item.name)
 
     if known is None:
-        holder = conn.execute(
-            select(inbound_event.c.id, inbound_event.c.content_hash).where(
-                inbound_event.c.slot == slot
-            )
-        ).one()
+        holder = conn.execute(_HOLDER, {"slot": slot}).one()
         known = (holder.id, holder.content_hash)
     known_id, known_hash = known
     if known_hash == item.content_hash:
@@ -292,11 +295,6 @@ def store(
 
 def _duplicate(event_id: int, name: str | None) -> Outcome:
     return Outcome(DUPLICATE, event_id, f"already stored as event {event_id}", name=name)
-
-
-_HOLDER = select(inbound_event.c.id, inbound_event.c.content_hash).where(
-    inbound_event.c.slot == bindparam("slot")
-)
 
 
 def stored_as(item: Classified) -> recent.Stored | None:
