@@ -7,11 +7,12 @@ instead of failing half-way with "database is locked" when a reader upgrades to 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -112,6 +113,31 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+def _driver(conn: Connection) -> psycopg.Connection[tuple[Any, ...]]:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+def first_row(conn: Connection, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """PostgreSQL: run one statement on the driver's connection and return its first row.
+
+    For intake's one statement per event, where SQLAlchemy's execution context and result
+    metadata cost more client CPU than psycopg's own work (docs/performance.md). Errors get the
+    treatment SQLAlchemy would give them: a lost connection is dropped from the pool and, like
+    any error that means "try again later", raised as `DatabaseUnavailable`.
+    """
+    driver = _driver(conn)
+    try:
+        return driver.execute(sql, params).fetchone()
+    except psycopg.Error as error:
+        if driver.closed or driver.broken:
+            conn.invalidate(error)
+        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+            raise DatabaseUnavailable(str(error).splitlines()[0]) from error
+        raise
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     url = sqlalchemy_url(url)
     if url.startswith("sqlite"):
@@ -127,7 +153,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it costs a round trip on every request. A connection found dead is
-        # answered 503 once (NewStore redelivers) and SQLAlchemy then drops the whole pool.
+        # answered 503 (NewStore redelivers) and dropped: the whole pool when SQLAlchemy's own
+        # execution finds it, that connection when intake's `first_row()` does.
         pool_pre_ping=False,
         pool_timeout=10,
         # A dead server must give a fast 503, never a hung webhook.
@@ -177,7 +204,21 @@ class Database:
         """A connection on which every statement commits on its own, with no BEGIN or COMMIT
         round trips: for writes that are a single statement each, hence atomic by themselves."""
         with self._connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self.is_sqlite:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
+            # Switched on the driver's connection rather than through SQLAlchemy's isolation
+            # level option, whose bookkeeping on checkout and checkin cost intake as much CPU as
+            # building the statement (docs/performance.md).
+            driver = _driver(conn)
+            driver.autocommit = True
+            try:
+                yield conn
+            finally:
+                if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    driver.autocommit = False
+                else:
+                    conn.invalidate()  # broken, or left mid-statement: never back in the pool
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

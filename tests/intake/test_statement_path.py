@@ -14,6 +14,7 @@ from sqlalchemy import Table, event, select
 
 from inventory_sync.db import Database, utcnow
 from inventory_sync.erp_sync.models import outbox_message
+from inventory_sync.ledger import service as ledger_service
 from inventory_sync.ledger.models import count_observation, ledger_movement, shipment_line
 from inventory_sync.webhooks import service
 from tests import factories as f
@@ -84,14 +85,21 @@ def test_one_statement_writes_what_record_writes(db: Database, name: str) -> Non
 
 
 @pytest.fixture
-def statements(client: TestClient) -> Iterator[list[str]]:
-    """Every SQL statement the app runs while the test does."""
+def statements(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SQL statement the app runs while the test does: through SQLAlchemy, and the one
+    intake runs on the driver's connection itself."""
     seen: list[str] = []
     engine = client.app.state.db.engine  # type: ignore[attr-defined]
 
     def record(*args: Any) -> None:
         seen.append(args[2])
 
+    def first_row(conn: Any, sql: str, params: Any) -> Any:
+        seen.append(sql)
+        return on_driver(conn, sql, params)
+
+    on_driver = ledger_service.first_row
+    monkeypatch.setattr(ledger_service, "first_row", first_row)
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)

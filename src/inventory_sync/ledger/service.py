@@ -16,7 +16,7 @@ import pydantic_core
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Dialect
 
-from inventory_sync.db import UTCDateTime
+from inventory_sync.db import UTCDateTime, first_row
 from inventory_sync.erp_sync import document as erp_document
 from inventory_sync.erp_sync import outbox
 from inventory_sync.ledger.domain import Effect
@@ -303,5 +303,5 @@ def record_with_event(
     holding the slot when it was taken (then nothing is written); None when it was taken by a
     transaction that committed after this statement began, whose row it cannot see."""
     sql, params = event_with_effect(conn.dialect, event_row, source, effect, recorded_at)
-    row = conn.exec_driver_sql(sql, params).first()
+    row = first_row(conn, sql, params)
     return None if row is None else (row[0], row[1], row[2])

@@ -1,0 +1,92 @@
+"""Intake's one statement runs on psycopg's own connection (`db.first_row`): its errors must be
+treated as SQLAlchemy would treat them, and the connection must go back to the pool as it came."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from inventory_sync.db import Database, DatabaseUnavailable, first_row
+from inventory_sync.ledger import service as ledger_service
+from tests import factories as f
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.fixture
+def postgres(db: Database) -> Database:
+    if db.is_sqlite:
+        pytest.skip("the driver-level statement is PostgreSQL's")
+    return db
+
+
+def terminate(backend_pids: list[int]) -> None:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        for pid in backend_pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_lost_connection_is_unavailable_and_never_reused(postgres: Database) -> None:
+    with postgres.autocommit() as conn:
+        terminate([conn.connection.driver_connection.info.backend_pid])
+        with pytest.raises(DatabaseUnavailable):
+            first_row(conn, "SELECT 1", {})
+        assert conn.invalidated
+    with postgres.autocommit() as conn:
+        assert first_row(conn, "SELECT %(n)s::int", {"n": 7}) == (7,)
+
+
+def test_a_failing_statement_is_not_unavailable_and_leaves_the_connection_usable(
+    postgres: Database,
+) -> None:
+    with postgres.autocommit() as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            first_row(conn, "SELECT 1 / 0", {})
+        assert not conn.invalidated
+        assert first_row(conn, "SELECT 2", {}) == (2,)
+
+
+def test_autocommit_is_off_again_when_the_connection_is_returned(postgres: Database) -> None:
+    with postgres.autocommit() as conn:
+        driver = conn.connection.driver_connection
+        assert driver.autocommit
+        first_row(conn, "SELECT 1", {})
+    assert not driver.autocommit
+    # A transaction on the same pooled connection is a real one again.
+    with postgres.transaction() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        assert conn.connection.driver_connection.info.transaction_status == (
+            psycopg.pq.TransactionStatus.INTRANS
+        )
+
+
+def test_webhook_on_a_lost_connection_is_503_then_stored(client: TestClient) -> None:
+    db = client.app.state.db  # type: ignore[attr-defined]
+    if db.is_sqlite:
+        pytest.skip("the driver-level statement is PostgreSQL's")
+    with db.autocommit() as conn:  # the connection the next webhook will get
+        pid = conn.connection.driver_connection.info.backend_pid
+    terminate([pid])
+    body = json.dumps(f.received(("A", 1)))
+    refused = f.post_raw(client, body)
+    assert refused.status_code == 503
+    assert "Retry-After" in refused.headers
+    assert f.events(client) == []
+    assert f.post(client, body)["status"] == "accepted"
+    assert [row["quantity"] for row in f.ledger(client)] == [1]
+
+
+def test_webhook_whose_statement_fails_is_kept_quarantined(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
+        pytest.skip("the driver-level statement is PostgreSQL's")
+    monkeypatch.setattr(ledger_service, "_event_with_effect_sql", lambda _columns: "SELECT 1 / 0")
+    body = json.dumps(f.received(("A", 1)))
+    answer = f.post(client, body)
+    assert answer["status"] == "quarantined"
+    assert "could not be processed: DivisionByZero" in answer["detail"]
+    assert f.raw(client, answer["event_id"]).content == body.encode()
+    assert f.ledger(client) == []
