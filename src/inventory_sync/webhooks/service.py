@@ -7,6 +7,7 @@ number of concurrent identical deliveries win, and only the winner writes ledger
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -56,6 +57,12 @@ class Classified:
     effect: domain.Effect | None = None
     asn_id: str | None = None
     shipment_ref: str | None = None
+
+    @functools.cached_property
+    def slot(self) -> str | None:
+        """The inbox slot of the dedupe key (`primary_slot()`), or None without a key; both
+        `store()` and `stored_as()` need it, and it costs a JSON encoding and a hash."""
+        return None if self.key is None else primary_slot(self.key)
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,19 @@ def classify(body: bytes, rules: Rules) -> Classified:
         content_hash = _sha(_canonical(document.get("payload")))
     except (UnicodeEncodeError, ValueError, RecursionError):
         content_hash = _sha(body)
-    base = Classified(QUARANTINED, key=key, content_hash=content_hash)
-    if key is not None:
-        base = replace(base, tenant=key[0], name=key[1], payload_id=key[2], chunk_number=key[3])
+    # Built once and replaced at each step that learns more: every instance costs a call.
+    if key is None:
+        base = Classified(QUARANTINED, content_hash=content_hash)
+    else:
+        base = Classified(
+            QUARANTINED,
+            key=key,
+            content_hash=content_hash,
+            tenant=key[0],
+            name=key[1],
+            payload_id=key[2],
+            chunk_number=key[3],
+        )
 
     try:
         envelope = schemas.Envelope.model_validate(document)
@@ -142,26 +159,30 @@ def classify(body: bytes, rules: Rules) -> Classified:
     if key is None:
         # The lenient reading found no key (e.g. chunk_number "2"), but the model did.
         key = (envelope.tenant, envelope.name, payload.id, payload.chunk_number)
-    base = replace(
-        base,
-        key=key,
-        payload_id=key[2],
-        chunk_number=key[3],
-        total_chunks=payload.total_chunks,
-        asn_id=getattr(payload, "asn_id", None),
-        shipment_ref=getattr(payload, "shipment_ref", None),
-    )
-    if payload.total_chunks is not None and payload.chunk_number > payload.total_chunks:
+    known_key = key
+
+    def identified(**verdict: Any) -> Classified:
         return replace(
             base,
+            key=known_key,
+            payload_id=known_key[2],
+            chunk_number=known_key[3],
+            total_chunks=payload.total_chunks,
+            asn_id=getattr(payload, "asn_id", None),
+            shipment_ref=getattr(payload, "shipment_ref", None),
+            **verdict,
+        )
+
+    if payload.total_chunks is not None and payload.chunk_number > payload.total_chunks:
+        return identified(
             error=f"payload.chunk_number: {payload.chunk_number} is above "
-            f"total_chunks {payload.total_chunks}",
+            f"total_chunks {payload.total_chunks}"
         )
     try:
         effect = domain.translate(payload, envelope.published_at, rules.return_locations or {})
     except domain.Unprocessable as error:
-        return replace(base, error=str(error))
-    return replace(base, status=ACCEPTED, effect=effect)
+        return identified(error=str(error))
+    return identified(status=ACCEPTED, effect=effect)
 
 
 # Built once: the row goes in as execution parameters, so no statement is constructed (and
@@ -240,7 +261,7 @@ def store(
 
     On PostgreSQL every write here is a single statement, so `conn` may be in autocommit mode:
     an accepted event, its ledger rows and its outbox message are one statement."""
-    if item.key is None:
+    if item.slot is None:
         slot = "raw:" + _sha(body)
         event_id = _insert(conn, _row_values(item, slot, body, content_type, now))
         if event_id is not None:
@@ -252,7 +273,7 @@ def store(
         ).one()
         return Outcome(existing.status, existing.id, existing.error, name=item.name)
 
-    slot = primary_slot(item.key)
+    slot = item.slot
     values = _row_values(item, slot, body, content_type, now)
     known: tuple[int, str | None] | None = None
     if item.status == ACCEPTED and conn.dialect.name == "postgresql":
@@ -299,12 +320,12 @@ def _duplicate(event_id: int, name: str | None) -> Outcome:
 
 def stored_as(item: Classified) -> recent.Stored | None:
     """Where `store()` put, or found, this body's content: its primary slot, if it has one."""
-    if item.key is None or item.content_hash is None:
+    if item.slot is None or item.content_hash is None:
         return None
     # The name only labels metrics, where unhandled names are "other"; keeping it only when
     # handled bounds the entry whatever the body says.
     name = item.name if item.name in schemas.PAYLOAD_MODELS else None
-    return recent.Stored(primary_slot(item.key), item.content_hash, name)
+    return recent.Stored(item.slot, item.content_hash, name)
 
 
 def confirm_duplicate(conn: Connection, stored: recent.Stored) -> Outcome | None:
@@ -342,7 +363,7 @@ def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outc
 
     item = classify(row.raw_body, rules)
     slot = row.slot
-    wanted = primary_slot(item.key) if item.key is not None else slot
+    wanted = item.slot or slot
     if wanted != slot:
         holder = conn.execute(
             select(inbound_event.c.id).where(inbound_event.c.slot == wanted)
