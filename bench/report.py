@@ -135,6 +135,23 @@ def extras(results: dict[str, Any]) -> str:
             for c in floor
         )
         lines.append(f"- HTTP floor (baseline `POST /noop`, 50-item body): {parts}")
+    steal = [
+        cell["steal_percent"]
+        for cell in results.get("product", []) + results.get("baseline", [])
+        if "steal_percent" in cell
+    ]
+    if steal:
+        lines.append(
+            f"- CPU steal (time the hypervisor gave other guests) during the matrix cells: "
+            f"{min(steal):.1f}-{max(steal):.1f} %, median {sorted(steal)[len(steal) // 2]:.1f} %"
+        )
+    peak = results.get("peak")
+    if peak:
+        rates = ", ".join(f"{rate:.0f}" for rate in peak["events_s"])
+        lines.append(
+            f"- Product's max rate at 50 items, 16 connections, just before the sustained run: "
+            f"{rates} ev/s, median **{peak['median']:.0f}**"
+        )
     sus = results.get("sustained")
     if sus:
         lines.append(
@@ -142,7 +159,7 @@ def extras(results: dict[str, Any]) -> str:
             f"product's max at 50 items), achieved {sus['rate_achieved']:.0f} ev/s: p50 "
             f"{sus['p50_ms']:.1f} ms, p90 {sus['p90_ms']:.1f} ms, **p99 {sus['p99_ms']:.1f} "
             f"ms**, max {sus['max_ms']:.0f} ms, answers over 1 s: **{sus['over_1s']}**, "
-            f"errors {sus['errors']}"
+            f"errors {sus['errors']}, CPU steal {sus.get('steal_percent', float('nan')):.1f} %"
         )
         lines.append(
             f"- Acknowledged events checked by payload id: {sus['acked']}, missing in the "
@@ -152,6 +169,14 @@ def extras(results: dict[str, Any]) -> str:
         lines.append(
             f"- Product RSS during the sustained run: first 10 s {sus['rss_first_10s_mb']:.0f} "
             f"MB, last 10 s {sus['rss_last_10s_mb']:.0f} MB, max {sus['rss_max_mb']:.0f} MB"
+        )
+    reference = results.get("sustained_baseline")
+    if reference:
+        lines.append(
+            f"- Baseline at the same rate for {reference['elapsed_s']:.0f} s: p50 "
+            f"{reference['p50_ms']:.1f} ms, p90 {reference['p90_ms']:.1f} ms, p99 "
+            f"{reference['p99_ms']:.1f} ms, max {reference['max_ms']:.0f} ms, CPU steal "
+            f"{reference['steal_percent']:.1f} %"
         )
     pre = results.get("prefilled")
     if pre:
