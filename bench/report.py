@@ -201,11 +201,16 @@ def extras(results: dict[str, Any]) -> str:
         after = won["drain_after_run"]
         rate = after.get("documents_s")
         drained = f"{rate:.0f} documents/s" if won["delivered_during_run"] and rate else "none"
+
+        def each(side: dict[str, Any]) -> str:
+            cells = side.get("cells")
+            return " and ".join(f"{c['events_s']:.0f}" for c in cells) + ", mean " if cells else ""
+
         lines.append(
-            f"- Worker on vs off (50 items, 16 conns): {won['on']['events_s']:.0f} vs "
-            f"{won['off']['events_s']:.0f} ev/s, **ratio {won['ratio']:.2f}**; documents "
-            f"delivered during the run: {won['delivered_during_run']}; drain by serve's worker "
-            f"after the run: {drained}"
+            f"- Worker on vs off (50 items, 16 conns, alternating): on {each(won['on'])}"
+            f"{won['on']['events_s']:.0f} vs off {each(won['off'])}{won['off']['events_s']:.0f} "
+            f"ev/s, **ratio {won['ratio']:.2f}**; documents delivered during the last run: "
+            f"{won['delivered_during_run']}; drain by serve's worker after it: {drained}"
         )
     return "\n".join(lines)
 
