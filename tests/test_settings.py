@@ -53,6 +53,21 @@ class TestSettings:
         assert "\n" not in message
         assert value not in message or "SECRET" not in variable
 
+    @pytest.mark.parametrize(
+        "url",
+        ["postgresql://u@h/db", "postgres://u@h/db", "postgresql+psycopg://u@h/db", "sqlite:///x"],
+    )
+    def test_database_urls_the_service_can_use(
+        self, monkeypatch: pytest.MonkeyPatch, url: str
+    ) -> None:
+        monkeypatch.setenv("INVSYNC_DATABASE_URL", url)
+        assert load_settings(_env_file=None).database_url == url
+
+    def test_another_postgresql_driver_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("INVSYNC_DATABASE_URL", "postgresql+psycopg2://u@h/db")
+        with pytest.raises(ConfigurationError, match="psycopg2 driver is not supported"):
+            load_settings(_env_file=None)
+
     def test_retry_bounds_must_be_ordered(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("INVSYNC_ERP_RETRY_BASE_SECONDS", "60")
         monkeypatch.setenv("INVSYNC_ERP_RETRY_MAX_SECONDS", "5")

@@ -124,15 +124,19 @@ def first_row(conn: Connection, sql: str, params: Mapping[str, Any]) -> tuple[An
 
     For intake's one statement per event, where SQLAlchemy's execution context and result
     metadata cost more client CPU than psycopg's own work (docs/performance.md). Errors get the
-    treatment SQLAlchemy would give them: a lost connection is dropped from the pool and, like
-    any error that means "try again later", raised as `DatabaseUnavailable`.
+    treatment SQLAlchemy gives them: a lost connection is invalidated and the whole pool
+    replaced (its other connections are likely lost too, as after a server restart); that and
+    every error that means "try again later" (timeouts, deadlocks, lack of resources) is raised
+    as `DatabaseUnavailable`; any other error propagates as psycopg raised it.
     """
     driver = _driver(conn)
     try:
-        return driver.execute(sql, params).fetchone()
+        with driver.cursor() as cursor:
+            return cursor.execute(sql, params).fetchone()
     except psycopg.Error as error:
-        if driver.closed or driver.broken:
+        if driver.closed:
             conn.invalidate(error)
+            conn.engine.dispose(close=False)
         if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
             raise DatabaseUnavailable(str(error).splitlines()[0]) from error
         raise
@@ -153,8 +157,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it costs a round trip on every request. A connection found dead is
-        # answered 503 (NewStore redelivers) and dropped: the whole pool when SQLAlchemy's own
-        # execution finds it, that connection when intake's `first_row()` does.
+        # answered 503 once (NewStore redelivers), then the whole pool is replaced.
         pool_pre_ping=False,
         pool_timeout=10,
         # A dead server must give a fast 503, never a hung webhook.

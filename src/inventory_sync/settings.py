@@ -85,9 +85,15 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        scheme, _, driver = value.split(":", 1)[0].partition("+")
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("expected sqlite:///path or postgresql://user@host:port/db")
+        if scheme != "sqlite" and driver not in ("", "psycopg"):
+            # Intake runs its statement on psycopg's own connection (db.first_row).
+            raise ValueError(
+                f"the {driver} driver is not supported: use postgresql://user@host:port/db "
+                "(the service connects with psycopg 3)"
+            )
         return value
 
     @field_validator("erp_url")

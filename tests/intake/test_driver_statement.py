@@ -28,12 +28,15 @@ def terminate(backend_pids: list[int]) -> None:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
-def test_a_lost_connection_is_unavailable_and_never_reused(postgres: Database) -> None:
+def test_a_lost_connection_is_unavailable_and_the_pool_replaced(postgres: Database) -> None:
+    pool = postgres.engine.pool
     with postgres.autocommit() as conn:
         terminate([conn.connection.driver_connection.info.backend_pid])
         with pytest.raises(DatabaseUnavailable):
             first_row(conn, "SELECT 1", {})
         assert conn.invalidated
+    # As SQLAlchemy does when it finds a connection lost: the others are likely lost too.
+    assert postgres.engine.pool is not pool
     with postgres.autocommit() as conn:
         assert first_row(conn, "SELECT %(n)s::int", {"n": 7}) == (7,)
 
@@ -56,6 +59,7 @@ def test_autocommit_is_off_again_when_the_connection_is_returned(postgres: Datab
     assert not driver.autocommit
     # A transaction on the same pooled connection is a real one again.
     with postgres.transaction() as conn:
+        assert conn.connection.driver_connection is driver
         conn.exec_driver_sql("SELECT 1")
         assert conn.connection.driver_connection.info.transaction_status == (
             psycopg.pq.TransactionStatus.INTRANS

@@ -7,7 +7,6 @@ number of concurrent identical deliveries win, and only the winner writes ledger
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -58,11 +57,18 @@ class Classified:
     asn_id: str | None = None
     shipment_ref: str | None = None
 
-    @functools.cached_property
+    @property
     def slot(self) -> str | None:
         """The inbox slot of the dedupe key (`primary_slot()`), or None without a key; both
         `store()` and `stored_as()` need it, and it costs a JSON encoding and a hash."""
-        return None if self.key is None else primary_slot(self.key)
+        if self.key is None:
+            return None
+        # Kept by hand rather than with functools.cached_property, which on Python 3.11 takes
+        # one lock for all instances, contended by the intake threads.
+        slot: str | None = self.__dict__.get("_slot")
+        if slot is None:
+            slot = self.__dict__["_slot"] = primary_slot(self.key)
+        return slot
 
 
 @dataclass(frozen=True)
@@ -161,16 +167,22 @@ def classify(body: bytes, rules: Rules) -> Classified:
         key = (envelope.tenant, envelope.name, payload.id, payload.chunk_number)
     known_key = key
 
-    def identified(**verdict: Any) -> Classified:
+    def identified(
+        status: str = QUARANTINED,
+        error: str | None = None,
+        effect: domain.Effect | None = None,
+    ) -> Classified:
         return replace(
             base,
+            status=status,
+            error=error,
+            effect=effect,
             key=known_key,
             payload_id=known_key[2],
             chunk_number=known_key[3],
             total_chunks=payload.total_chunks,
             asn_id=getattr(payload, "asn_id", None),
             shipment_ref=getattr(payload, "shipment_ref", None),
-            **verdict,
         )
 
     if payload.total_chunks is not None and payload.chunk_number > payload.total_chunks:
