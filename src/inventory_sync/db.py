@@ -101,6 +101,13 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def _limit_exceeded(error: BaseException | None) -> bool:
+    # SQLSTATE class 54, "program limit exceeded" (e.g. an index row over its maximum size):
+    # psycopg files it under OperationalError, but the input is at fault, and a redelivery of
+    # the same body would fail the same way forever.
+    return str(getattr(error, "sqlstate", None) or "").startswith("54")
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when `error` means "try again later" rather than "this input or code is wrong"."""
     if isinstance(error, DatabaseUnavailable | exc.TimeoutError):
@@ -109,7 +116,7 @@ def is_unavailable(error: BaseException) -> bool:
         if error.connection_invalidated:
             return True
         if isinstance(error, exc.OperationalError | exc.InterfaceError):
-            return True
+            return not _limit_exceeded(error.orig)
     return False
 
 
@@ -137,7 +144,9 @@ def first_row(conn: Connection, sql: str, params: Mapping[str, Any]) -> tuple[An
         if driver.closed:
             conn.invalidate(error)
             conn.engine.dispose(close=False)
-        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) and not (
+            _limit_exceeded(error)
+        ):
             raise DatabaseUnavailable(str(error).splitlines()[0]) from error
         raise
 

@@ -4,6 +4,8 @@ treated as SQLAlchemy would treat them, and the connection must go back to the p
 from __future__ import annotations
 
 import json
+import random
+import string
 
 import psycopg
 import pytest
@@ -93,4 +95,29 @@ def test_webhook_whose_statement_fails_is_kept_quarantined(
     assert answer["status"] == "quarantined"
     assert "could not be processed: DivisionByZero" in answer["detail"]
     assert f.raw(client, answer["event_id"]).content == body.encode()
+    assert f.ledger(client) == []
+
+
+def test_ids_too_long_for_an_index_are_quarantined_not_refused_forever(
+    client: TestClient,
+) -> None:
+    """Each id is within the validation limit, yet together they exceed what one index entry
+    of PostgreSQL can hold. A 503 would make NewStore redeliver the body forever."""
+    if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
+        pytest.skip("PostgreSQL's index entry limit")
+    text = random.Random(5)
+
+    def long_id() -> str:
+        return "".join(text.choice(string.ascii_letters) for _ in range(1000))
+
+    body = f.received((long_id(), 1))
+    body["tenant"] = long_id()
+    body["payload"]["fulfillment_location_id"] = long_id()
+    raw = json.dumps(body)
+    answer = f.post(client, raw)
+    assert answer["status"] == "quarantined"
+    assert "could not be processed" in answer["detail"]
+    assert "index row size" in answer["detail"]
+    assert f.raw(client, answer["event_id"]).content == raw.encode()
+    assert f.post(client, raw)["event_id"] == answer["event_id"]
     assert f.ledger(client) == []
