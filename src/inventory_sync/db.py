@@ -141,12 +141,15 @@ def first_row(conn: Connection, sql: str, params: Mapping[str, Any]) -> tuple[An
         with driver.cursor() as cursor:
             return cursor.execute(sql, params).fetchone()
     except psycopg.Error as error:
-        if driver.closed:
+        lost = driver.closed
+        if lost:
             conn.invalidate(error)
             conn.engine.dispose(close=False)
-        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) and not (
-            _limit_exceeded(error)
-        ):
+        # Classified as SQLAlchemy would have raised it, by the one rule the service keeps.
+        wrapped = exc.DBAPIError.instance(
+            sql, None, error, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+        )
+        if is_unavailable(wrapped):
             raise DatabaseUnavailable(str(error).splitlines()[0]) from error
         raise
 
