@@ -121,3 +121,32 @@ def test_ids_too_long_for_an_index_are_quarantined_not_refused_forever(
     assert f.raw(client, answer["event_id"]).content == raw.encode()
     assert f.post(client, raw)["event_id"] == answer["event_id"]
     assert f.ledger(client) == []
+
+
+def test_replaying_ids_too_long_for_an_index_keeps_the_event_quarantined(
+    client: TestClient,
+) -> None:
+    """Replay meets the same limit in its UPDATE: a clear verdict, not a 503 that no retry can
+    change."""
+    if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
+        pytest.skip("PostgreSQL's index entry limit")
+    text = random.Random(7)
+
+    def long_id() -> str:
+        return "".join(text.choice(string.ascii_letters) for _ in range(1000))
+
+    body = f.received((long_id(), 1))
+    body["tenant"] = long_id()
+    body["payload"]["fulfillment_location_id"] = long_id()
+    stored = f.post(client, json.dumps(body))
+    assert stored["status"] == "quarantined"
+
+    answer = client.post(f"/v1/events/{stored['event_id']}/replay", headers=f.admin_headers())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "quarantined"
+    assert "index row size" in answer.json()["detail"]
+    event = client.get(f"/v1/events/{stored['event_id']}", headers=f.admin_headers()).json()
+    assert event["status"] == "quarantined"
+    assert event["error"] == answer.json()["detail"]
+    assert event["replayed_at"] is not None
+    assert f.ledger(client) == []

@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exc, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from inventory_sync.db import is_unavailable
 from inventory_sync.ledger import domain
 from inventory_sync.ledger import service as ledger_service
 from inventory_sync.webhooks import recent, schemas
@@ -396,7 +397,19 @@ def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outc
         del values[kept]
     values["replayed_at"] = now
     values["processed_at"] = now if item.status == ACCEPTED else None
-    conn.execute(update(inbound_event).where(inbound_event.c.id == event_id).values(values))
-    if item.status == ACCEPTED:
-        apply(conn, event_id, item, now)
+    verdict = update(inbound_event).where(inbound_event.c.id == event_id)
+    try:
+        with conn.begin_nested():
+            conn.execute(verdict.values(values))
+            if item.status == ACCEPTED:
+                apply(conn, event_id, item, now)
+    except exc.DBAPIError as error:
+        if is_unavailable(error):
+            raise
+        # The database refuses this input (e.g. ids too long for one index entry), as it did
+        # at intake: the event stays quarantined, with the reason, instead of a 503 that a
+        # retry cannot change.
+        reason = f"could not be processed: {type(error.orig).__name__}: {str(error.orig)[:300]}"
+        conn.execute(verdict.values(error=reason, replayed_at=now))
+        return Outcome(QUARANTINED, event_id, reason, name=row.name)
     return Outcome(item.status, event_id, item.error, name=item.name)
