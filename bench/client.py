@@ -92,6 +92,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     tasks: set[asyncio.Task[None]] = set()
     start = time.perf_counter()
+    started_at = time.time()
     total = int(args.rate * args.seconds)
     for n in range(1, total + 1):
         due = start + (n - 1) / args.rate
@@ -119,6 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
     return {
+        "started_at": started_at,
         "sent": total,
         "answered": len(latencies),
         "elapsed_s": elapsed,

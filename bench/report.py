@@ -45,6 +45,22 @@ KEY_FUNCTIONS = (
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 
+def server_side(run: dict[str, Any]) -> str:
+    """Checkpoints, WAL volume and WAL flush stalls of one sustained run (older results have
+    none of them)."""
+    if "wal_flush_stalls" not in run:
+        return "not recorded"
+    stalls = ", ".join(f"{ms} ms at {at:.0f} s" for at, ms in run["wal_flush_stalls"]) or "none"
+    slow = [
+        f"{second} s" for second, ms in enumerate(run.get("worst_ms_per_second", [])) if ms > 25
+    ]
+    return (
+        f"{run['checkpoints']} checkpoint(s), WAL {run['wal_kb_per_event']:.1f} KB per event, "
+        f"commits waiting 50 ms or more for the WAL flush: {stalls}; seconds with an answer "
+        f"over 25 ms: {', '.join(slow) or 'none'}"
+    )
+
+
 def _frame(text: str) -> tuple[str, str]:
     match = _FRAME.match(text.strip())
     if match is None:
@@ -166,6 +182,7 @@ def extras(results: dict[str, Any]) -> str:
             f"database: **{sus['acked_missing_in_db']}**, with a wrong number of ledger rows: "
             f"{sus['acked_with_wrong_ledger_rows']}"
         )
+        lines.append(f"- Product's database during the sustained run: {server_side(sus)}")
         lines.append(
             f"- Product RSS during the sustained run: first 10 s {sus['rss_first_10s_mb']:.0f} "
             f"MB, last 10 s {sus['rss_last_10s_mb']:.0f} MB, max {sus['rss_max_mb']:.0f} MB"
@@ -176,7 +193,7 @@ def extras(results: dict[str, Any]) -> str:
             f"- Baseline at the same rate for {reference['elapsed_s']:.0f} s: p50 "
             f"{reference['p50_ms']:.1f} ms, p90 {reference['p90_ms']:.1f} ms, p99 "
             f"{reference['p99_ms']:.1f} ms, max {reference['max_ms']:.0f} ms, CPU steal "
-            f"{reference['steal_percent']:.1f} %"
+            f"{reference['steal_percent']:.1f} %; {server_side(reference)}"
         )
     pre = results.get("prefilled")
     if pre:

@@ -427,14 +427,69 @@ def peak_rate(app: App, plan: Plan) -> dict[str, Any]:
     return {"events_s": rates, "median": rates[1]}
 
 
+@contextlib.contextmanager
+def wal_flush_stalls(dsn: str, every: float = 0.01) -> Iterator[list[tuple[float, float]]]:
+    """Spells of at least 50 ms in which some session of the database at `dsn` waited for the
+    WAL to be flushed (`LWLock:WALWrite`, `IO:WALSync`, `IO:WALWrite`), sampled from
+    `pg_stat_activity`: [(wall-clock start, seconds)]. While one `fdatasync` of the WAL takes
+    that long, every commit waits; it tells a tail made by the disk from one made by the app."""
+    spells: list[tuple[float, float]] = []
+    stop = threading.Event()
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND state = 'active' AND (wait_event_type, wait_event) IN "
+        "(('LWLock', 'WALWrite'), ('IO', 'WALSync'), ('IO', 'WALWrite'))"
+    )
+
+    def loop() -> None:
+        began: float | None = None
+        last = 0.0
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                now = time.time()
+                waiting = conn.execute(query).fetchone()
+                if waiting and waiting[0]:
+                    began = now if began is None else began
+                    last = now
+                elif began is not None:
+                    if last - began >= 0.05:
+                        spells.append((began, last - began))
+                    began = None
+                stop.wait(every)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield spells
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def server_counters(dsn: str) -> tuple[int, int]:
+    """(checkpoints started so far, WAL position in bytes)."""
+    row = sql(
+        dsn,
+        "SELECT checkpoints_timed + checkpoints_req, pg_current_wal_lsn() - '0/0'::pg_lsn "
+        "FROM pg_stat_bgwriter",
+    )[0]
+    return int(row[0]), int(row[1])
+
+
 def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
     """Open-loop run at `rate`; then every acknowledged payload id must be in the database."""
     assert app.process is not None
     app.truncate()
+    # Both apps' databases share one server, WAL and disk: a checkpoint owed to the cells
+    # before (or to the other app's run) would land in one run and not the other. Each run
+    # starts from a checkpointed server; checkpoints it causes itself are counted.
+    sql(app.dsn, "CHECKPOINT")
+    time.sleep(2)
     tag = f"sus{int(time.time())}"
     result_path = out / f"sustained_client_{app.name}.json"
     times_before = cpu_times()
-    with sample_rss(app.process.pid) as rss:
+    checkpoints_before, wal_before = server_counters(app.dsn)
+    with sample_rss(app.process.pid) as rss, wal_flush_stalls(app.dsn) as stalls:
         subprocess.run(
             [
                 sys.executable,
@@ -460,8 +515,10 @@ def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
             check=True,
         )
     steal = steal_percent(times_before, cpu_times())
+    checkpoints_after, wal_after = server_counters(app.dsn)
     result: dict[str, Any] = json.loads(result_path.read_text())
     acked: list[str] = result.pop("acked_ids")
+    started = result.pop("started_at")
     rows = sql(
         app.dsn,
         f"SELECT e.payload_id, count(m.id) FROM {app.events_table} e "
@@ -483,6 +540,9 @@ def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
         rss_max_mb=max(series, default=None),
         rss_series=rss[:: max(1, len(rss) // 120)],
         steal_percent=steal,
+        checkpoints=checkpoints_after - checkpoints_before,
+        wal_kb_per_event=(wal_after - wal_before) / 1024 / max(1, result["answered"]),
+        wal_flush_stalls=[(round(at - started, 2), round(1000 * length)) for at, length in stalls],
     )
     log(
         f"  {app.name} sustained {rate:.0f} ev/s for {plan.sustained_seconds}s: "
@@ -490,7 +550,9 @@ def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
         f"p99 {result['p99_ms']:.1f} max {result['max_ms']:.1f} ms, over 1 s: "
         f"{result['over_1s']}, acked {len(acked)}, missing {len(missing)}, "
         f"RSS {result['rss_first_10s_mb']:.0f} -> {result['rss_last_10s_mb']:.0f} MB, "
-        f"CPU steal {steal:.1f} %"
+        f"CPU steal {steal:.1f} %, {result['checkpoints']} checkpoint(s), "
+        f"WAL {result['wal_kb_per_event']:.1f} KB/event, WAL flush stalls (s, ms): "
+        f"{result['wal_flush_stalls']}"
     )
     return result
 
