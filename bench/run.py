@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,26 +163,33 @@ def rss_mb(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
+def in_background(loop: Callable[[threading.Event], None]) -> Iterator[None]:
+    """Run `loop(stop)` in a thread for the duration of the block; `stop` is set at its end."""
+    stop = threading.Event()
+    thread = threading.Thread(target=loop, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+@contextlib.contextmanager
 def sample_rss(pid: int, every: float = 0.5) -> Iterator[list[tuple[float, float]]]:
     """Sample a process's RSS (MB) in the background: [(seconds since start, MB)]."""
     samples: list[tuple[float, float]] = []
-    stop = threading.Event()
     start = time.monotonic()
 
-    def loop() -> None:
+    def loop(stop: threading.Event) -> None:
         while not stop.is_set():
             value = rss_mb(pid)
             if value is not None:
                 samples.append((time.monotonic() - start, value))
             stop.wait(every)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
+    with in_background(loop):
         yield samples
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 # --- load --------------------------------------------------------------------------------
@@ -434,36 +441,32 @@ def wal_flush_stalls(dsn: str, every: float = 0.01) -> Iterator[list[tuple[float
     `pg_stat_activity`: [(wall-clock start, seconds)]. While one `fdatasync` of the WAL takes
     that long, every commit waits; it tells a tail made by the disk from one made by the app."""
     spells: list[tuple[float, float]] = []
-    stop = threading.Event()
     query = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND state = 'active' AND (wait_event_type, wait_event) IN "
         "(('LWLock', 'WALWrite'), ('IO', 'WALSync'), ('IO', 'WALWrite'))"
     )
 
-    def loop() -> None:
+    def loop(stop: threading.Event) -> None:
         began: float | None = None
         last = 0.0
         with psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.is_set():
+            while True:
                 now = time.time()
                 waiting = conn.execute(query).fetchone()
-                if waiting and waiting[0]:
+                if waiting and waiting[0] and not stop.is_set():
                     began = now if began is None else began
                     last = now
-                elif began is not None:
+                elif began is not None:  # the spell ended, or the run did
                     if last - began >= 0.05:
                         spells.append((began, last - began))
                     began = None
+                if stop.is_set():
+                    return
                 stop.wait(every)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
+    with in_background(loop):
         yield spells
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def server_counters(dsn: str) -> tuple[int, int]:

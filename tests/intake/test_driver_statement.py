@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import string
+from typing import Any
 
 import psycopg
 import pytest
@@ -98,14 +99,9 @@ def test_webhook_whose_statement_fails_is_kept_quarantined(
     assert f.ledger(client) == []
 
 
-def test_ids_too_long_for_an_index_are_quarantined_not_refused_forever(
-    client: TestClient,
-) -> None:
-    """Each id is within the validation limit, yet together they exceed what one index entry
-    of PostgreSQL can hold. A 503 would make NewStore redeliver the body forever."""
-    if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
-        pytest.skip("PostgreSQL's index entry limit")
-    text = random.Random(5)
+def _with_long_ids(text: random.Random) -> dict[str, Any]:
+    """A received event whose tenant, location and product ids are each within the validation
+    limit (1,000 characters), yet together too long for one PostgreSQL index entry."""
 
     def long_id() -> str:
         return "".join(text.choice(string.ascii_letters) for _ in range(1000))
@@ -113,7 +109,17 @@ def test_ids_too_long_for_an_index_are_quarantined_not_refused_forever(
     body = f.received((long_id(), 1))
     body["tenant"] = long_id()
     body["payload"]["fulfillment_location_id"] = long_id()
-    raw = json.dumps(body)
+    return body
+
+
+def test_ids_too_long_for_an_index_are_quarantined_not_refused_forever(
+    client: TestClient,
+) -> None:
+    """Each id is within the validation limit, yet together they exceed what one index entry
+    of PostgreSQL can hold. A 503 would make NewStore redeliver the body forever."""
+    if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
+        pytest.skip("PostgreSQL's index entry limit")
+    raw = json.dumps(_with_long_ids(random.Random(5)))
     answer = f.post(client, raw)
     assert answer["status"] == "quarantined"
     assert "could not be processed" in answer["detail"]
@@ -130,15 +136,7 @@ def test_replaying_ids_too_long_for_an_index_keeps_the_event_quarantined(
     change."""
     if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
         pytest.skip("PostgreSQL's index entry limit")
-    text = random.Random(7)
-
-    def long_id() -> str:
-        return "".join(text.choice(string.ascii_letters) for _ in range(1000))
-
-    body = f.received((long_id(), 1))
-    body["tenant"] = long_id()
-    body["payload"]["fulfillment_location_id"] = long_id()
-    stored = f.post(client, json.dumps(body))
+    stored = f.post(client, json.dumps(_with_long_ids(random.Random(7))))
     assert stored["status"] == "quarantined"
 
     answer = client.post(f"/v1/events/{stored['event_id']}/replay", headers=f.admin_headers())
