@@ -108,6 +108,13 @@ def _limit_exceeded(error: BaseException | None) -> bool:
     return str(getattr(error, "sqlstate", None) or "").startswith("54")
 
 
+def refuses_input(error: exc.DBAPIError) -> bool:
+    """True when PostgreSQL refused the values themselves: a program limit (class 54, e.g. an
+    index entry too large) or a data exception (class 22, e.g. a value out of range). Any
+    other error says something about the database or the code, not about this input."""
+    return str(getattr(error.orig, "sqlstate", None) or "")[:2] in ("22", "54")
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when `error` means "try again later" rather than "this input or code is wrong"."""
     if isinstance(error, DatabaseUnavailable | exc.TimeoutError):

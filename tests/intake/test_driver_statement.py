@@ -132,8 +132,8 @@ def test_ids_too_long_for_an_index_are_quarantined_not_refused_forever(
 def test_replaying_ids_too_long_for_an_index_keeps_the_event_quarantined(
     client: TestClient,
 ) -> None:
-    """Replay meets the same limit in its UPDATE: a clear verdict, not a 503 that no retry can
-    change."""
+    """Replay meets the same limit when it writes the ledger rows: a clear verdict, not a 503
+    that no retry can change."""
     if client.app.state.db.is_sqlite:  # type: ignore[attr-defined]
         pytest.skip("PostgreSQL's index entry limit")
     stored = f.post(client, json.dumps(_with_long_ids(random.Random(7))))

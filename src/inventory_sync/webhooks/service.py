@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from inventory_sync.db import is_unavailable
+from inventory_sync.db import refuses_input
 from inventory_sync.ledger import domain
 from inventory_sync.ledger import service as ledger_service
 from inventory_sync.webhooks import recent, schemas
@@ -30,6 +31,8 @@ ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
 QUARANTINED = "quarantined"
+
+log = logging.getLogger("inventory_sync.webhooks")
 
 
 @dataclass(frozen=True)
@@ -404,11 +407,13 @@ def replay(conn: Connection, event_id: int, rules: Rules, now: datetime) -> Outc
             if item.status == ACCEPTED:
                 apply(conn, event_id, item, now)
     except exc.DBAPIError as error:
-        if is_unavailable(error):
+        if not refuses_input(error):
             raise
         # The database refuses this input (e.g. ids too long for one index entry), as it did
         # at intake: the event stays quarantined, with the reason, instead of a 503 that a
-        # retry cannot change.
+        # retry cannot change. Anything else (a missing table, a lost connection) propagates,
+        # so that `replay --all` stops at the first event instead of rewriting every reason.
+        log.warning("replay.refused_by_database", exc_info=error)
         reason = f"could not be processed: {type(error.orig).__name__}: {str(error.orig)[:300]}"
         conn.execute(verdict.values(error=reason, replayed_at=now))
         return Outcome(QUARANTINED, event_id, reason, name=row.name)
