@@ -48,9 +48,9 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 def server_side(run: dict[str, Any]) -> str:
     """Checkpoints, WAL volume and WAL flush stalls of one sustained run (older results have
     none of them)."""
-    if "wal_flush_stalls" not in run:
-        return "not recorded"
-    stalls = ", ".join(f"{ms} ms at {at:.0f} s" for at, ms in run["wal_flush_stalls"]) or "none"
+    if "wal_flush_stalls" not in run or run.get("wal_flush_stalls_error"):
+        return f"not recorded ({run.get('wal_flush_stalls_error') or 'older results'})"
+    stalls = ", ".join(f"{ms} ms at {at:.1f} s" for at, ms in run["wal_flush_stalls"]) or "none"
     slow = [
         f"{second} s" for second, ms in enumerate(run.get("worst_ms_per_second", [])) if ms > 25
     ]

@@ -434,13 +434,21 @@ def peak_rate(app: App, plan: Plan) -> dict[str, Any]:
     return {"events_s": rates, "median": rates[1]}
 
 
+@dataclass
+class WalFlushStalls:
+    spells: list[tuple[float, float]] = field(default_factory=list)
+    error: str | None = None
+
+
 @contextlib.contextmanager
-def wal_flush_stalls(dsn: str, every: float = 0.01) -> Iterator[list[tuple[float, float]]]:
-    """Spells of at least 50 ms in which some session of the database at `dsn` waited for the
-    WAL to be flushed (`LWLock:WALWrite`, `IO:WALSync`, `IO:WALWrite`), sampled from
-    `pg_stat_activity`: [(wall-clock start, seconds)]. While one `fdatasync` of the WAL takes
-    that long, every commit waits; it tells a tail made by the disk from one made by the app."""
-    spells: list[tuple[float, float]] = []
+def wal_flush_stalls(dsn: str, every: float = 0.01) -> Iterator[WalFlushStalls]:
+    """Spells of at least 50 ms in which every sample of `pg_stat_activity`, taken about every
+    10 ms, found some session of the database at `dsn` waiting for the WAL to be written or
+    flushed (`LWLock:WALWrite`, `IO:WALSync`, `IO:WALWrite`): [(wall-clock start, seconds)].
+    Back-to-back flushes can make one spell, and its length is known to a sample or two; what
+    it shows is a stretch in which commits could not complete, as when one `fdatasync` of the
+    WAL is slow: a tail made by the disk rather than by the app."""
+    found = WalFlushStalls()
     query = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND state = 'active' AND (wait_event_type, wait_event) IN "
@@ -450,32 +458,38 @@ def wal_flush_stalls(dsn: str, every: float = 0.01) -> Iterator[list[tuple[float
     def loop(stop: threading.Event) -> None:
         began: float | None = None
         last = 0.0
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            while True:
-                now = time.time()
-                waiting = conn.execute(query).fetchone()
-                if waiting and waiting[0] and not stop.is_set():
-                    began = now if began is None else began
-                    last = now
-                elif began is not None:  # the spell ended, or the run did
-                    if last - began >= 0.05:
-                        spells.append((began, last - began))
-                    began = None
-                if stop.is_set():
-                    return
-                stop.wait(every)
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                while True:
+                    now = time.time()
+                    waiting = conn.execute(query).fetchone()
+                    if waiting and waiting[0] and not stop.is_set():
+                        began = now if began is None else began
+                        last = now
+                    elif began is not None:  # the spell ended, or the run did
+                        if last - began >= 0.05:
+                            found.spells.append((began, last - began))
+                        began = None
+                    if stop.is_set():
+                        return
+                    stop.wait(every)
+        except psycopg.Error as error:
+            found.error = str(error).splitlines()[0]
 
     with in_background(loop):
-        yield spells
+        yield found
 
 
 def server_counters(dsn: str) -> tuple[int, int]:
     """(checkpoints started so far, WAL position in bytes)."""
-    row = sql(
-        dsn,
-        "SELECT checkpoints_timed + checkpoints_req, pg_current_wal_lsn() - '0/0'::pg_lsn "
-        "FROM pg_stat_bgwriter",
-    )[0]
+    version = int(sql(dsn, "SHOW server_version_num")[0][0])
+    # PostgreSQL 17 moved the checkpoint counters to their own view.
+    counted = (
+        "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+        if version >= 170000
+        else "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+    )
+    row = sql(dsn, f"SELECT ({counted}), pg_current_wal_lsn() - '0/0'::pg_lsn")[0]
     return int(row[0]), int(row[1])
 
 
@@ -486,8 +500,11 @@ def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
     # Both apps' databases share one server, WAL and disk: a checkpoint owed to the cells
     # before (or to the other app's run) would land in one run and not the other. Each run
     # starts from a checkpointed server; checkpoints it causes itself are counted.
+    # TRUNCATE's files are unlinked at that checkpoint: let the disk absorb that, and the
+    # dirty pages the cells before left in the page cache, before the clock starts.
     sql(app.dsn, "CHECKPOINT")
-    time.sleep(2)
+    os.sync()
+    time.sleep(3)
     tag = f"sus{int(time.time())}"
     result_path = out / f"sustained_client_{app.name}.json"
     times_before = cpu_times()
@@ -545,7 +562,10 @@ def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
         steal_percent=steal,
         checkpoints=checkpoints_after - checkpoints_before,
         wal_kb_per_event=(wal_after - wal_before) / 1024 / max(1, result["answered"]),
-        wal_flush_stalls=[(round(at - started, 2), round(1000 * length)) for at, length in stalls],
+        wal_flush_stalls=[
+            (round(at - started, 2), round(1000 * length)) for at, length in stalls.spells
+        ],
+        wal_flush_stalls_error=stalls.error,
     )
     log(
         f"  {app.name} sustained {rate:.0f} ev/s for {plan.sustained_seconds}s: "
