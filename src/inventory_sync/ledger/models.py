@@ -28,6 +28,10 @@ from inventory_sync.db import Id, PositionKey, UTCDateTime, metadata
 # The same holds for the other rows ledger.service writes with an event (count observations,
 # shipment lines, the outbox message), so their `event_id` has no foreign key either: each key
 # check is a lookup plus a lock on the event's row.
+# One B-tree serves both a position's movements (stock on hand, count drift) and a product's
+# history: it leads with `product_id`, the column that tells rows apart. Led by `tenant`, which
+# rarely differs, every comparison in an insert walked three equal text columns, and product
+# queries needed a second index: together twice the index cost per ledger row.
 ledger_movement = Table(
     "ledger_movement",
     metadata,
@@ -54,13 +58,12 @@ ledger_movement = Table(
     ),
     Index(
         "ix_ledger_movement_position",
-        "tenant",
+        "product_id",
         "location_id",
         "stock_location",
-        "product_id",
+        "tenant",
         "occurred_at",
     ),
-    Index(None, "product_id"),
 )
 
 count_observation = Table(
@@ -81,10 +84,10 @@ count_observation = Table(
     UniqueConstraint("event_id", "line_number"),
     Index(
         "ix_count_observation_position",
-        "tenant",
+        "product_id",
         "location_id",
         "stock_location",
-        "product_id",
+        "tenant",
         "counted_at",
     ),
 )
