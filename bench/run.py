@@ -662,10 +662,10 @@ SELECT 'prefill:' || g, 'acme', 'inventory_transaction.items_received', 'prefill
     now(), now()
 FROM generate_series(1, %(events)s) AS g;
 INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
-    quantity, kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
+    quantity, kind, occurred_at, recorded_at, line_number, leg, "references")
 SELECT e.id, 'acme', e.location_id, 'main',
     'SKU-' || lpad(((e.id * 50 + l) %% 20000)::text, 6, '0'), (l %% 7) + 1, 'receipt',
-    e.occurred_at, now(), e.name, l, 0, '{}'::json
+    e.occurred_at, now(), l, 0, '{}'::json
 FROM inbound_event e CROSS JOIN generate_series(1, 50) AS l
 WHERE e.slot LIKE 'prefill:%%';
 INSERT INTO outbox_message (id, event_id, tenant, type, location_id, document, status,

@@ -25,6 +25,7 @@ from inventory_sync.db import iso
 from inventory_sync.filters import narrow
 from inventory_sync.ledger.domain import Kind
 from inventory_sync.ledger.models import count_observation, ledger_movement
+from inventory_sync.webhooks.models import inbound_event
 
 m = ledger_movement
 
@@ -42,8 +43,11 @@ class MovementFilter:
 
 
 def movements_query(where: MovementFilter, after_id: int | None = None) -> Select[Any]:
+    # An outer join: a movement is listed even if its event could not be found.
     query = narrow(
-        select(m).order_by(m.c.id),
+        select(m, inbound_event.c.name.label("event_name"))
+        .select_from(m.outerjoin(inbound_event, inbound_event.c.id == m.c.event_id))
+        .order_by(m.c.id),
         [
             (m.c.tenant, where.tenant),
             (m.c.location_id, where.location_id),

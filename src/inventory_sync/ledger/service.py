@@ -42,9 +42,9 @@ class Source:
 # largest share of intake CPU time (see docs/performance.md).
 _MOVEMENTS_FROM_JSON = """
 INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id, quantity,
-    kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
+    kind, occurred_at, recorded_at, line_number, leg, "references")
 SELECT %(event_id)s, %(tenant)s, %(location_id)s, t.s, t.p, t.q, COALESCE(t.k, %(kind)s),
-    %(occurred_at)s, %(recorded_at)s, %(event_name)s, t.n, COALESCE(t.g, 0),
+    %(occurred_at)s, %(recorded_at)s, t.n, COALESCE(t.g, 0),
     COALESCE(t.r, %(references)s::json)
 FROM ROWS FROM (json_to_recordset(%(rows)s::json)
     AS (s text, p text, q bigint, k text, n integer, g smallint, r json))
@@ -79,7 +79,6 @@ def _movement_rows(
         "location_id": effect.location_id,
         "occurred_at": _UTC.process_bind_param(effect.occurred_at, dialect),
         "recorded_at": _UTC.process_bind_param(recorded_at, dialect),
-        "event_name": source.name,
         "rows": _json_rows(rows),
     }
 
@@ -104,7 +103,6 @@ def record(conn: Connection, source: Source, effect: Effect, recorded_at: dateti
                     "kind": m.kind.value,
                     "occurred_at": effect.occurred_at,
                     "recorded_at": recorded_at,
-                    "event_name": source.name,
                     "line_number": m.line_number,
                     "leg": m.leg,
                     "references": m.references,
@@ -191,9 +189,9 @@ WITH ev AS (
     ON CONFLICT (slot) DO NOTHING RETURNING id
 ), mv AS (
     INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
-        quantity, kind, occurred_at, recorded_at, event_name, line_number, leg, "references")
+        quantity, kind, occurred_at, recorded_at, line_number, leg, "references")
     SELECT ev.id, %(tenant)s, %(location_id)s, t.s, t.p, t.q, COALESCE(t.k, %(kind)s),
-        %(occurred_at)s, %(recorded_at)s, %(event_name)s, t.n, COALESCE(t.g, 0),
+        %(occurred_at)s, %(recorded_at)s, t.n, COALESCE(t.g, 0),
         COALESCE(t.r, %(references)s::json)
     FROM ev CROSS JOIN ROWS FROM (json_to_recordset(%(rows)s::json)
         AS (s text, p text, q bigint, k text, n integer, g smallint, r json))
