@@ -200,7 +200,10 @@ def extras(results: dict[str, Any]) -> str:
         lines.append(
             f"- Ledger pre-filled with {pre['rows']:,} rows: {pre['prefilled']['events_s']:.0f} "
             f"ev/s vs {pre['empty']['events_s']:.0f} ev/s empty, **ratio {pre['ratio']:.2f}** "
-            f"(p99 {pre['prefilled']['p99_ms']:.0f} vs {pre['empty']['p99_ms']:.0f} ms)"
+            f"(p99 {pre['prefilled']['p99_ms']:.0f} vs {pre['empty']['p99_ms']:.0f} ms; "
+            "each cell starts from a checkpoint; checkpoints during them: "
+            f"{pre['prefilled'].get('checkpoints', '?')} and "
+            f"{pre['empty'].get('checkpoints', '?')})"
         )
     for drain in (results.get("drain"), results.get("drain_concurrency_16")):
         if not drain:

@@ -296,10 +296,21 @@ def steal_percent(before: list[int], after: list[int]) -> float:
 
 
 def run_cell(
-    app: App, *, items: int, connections: int, dup: float, seconds: int, truncate: bool = True
+    app: App,
+    *,
+    items: int,
+    connections: int,
+    dup: float,
+    seconds: int,
+    truncate: bool = True,
+    settled: bool = False,
 ) -> dict[str, Any]:
+    """One wrk cell; `settled` starts it from a checkpoint and counts the checkpoints it causes."""
     if truncate:
         app.truncate()
+    if settled:
+        settle(app.dsn)
+        checkpoints_before, _ = server_counters(app.dsn)
     tag = f"{app.name[0]}{items}c{connections}d{int(dup * 100)}t{int(time.time() * 1000) % 10**8}"
     assert app.process is not None
     times_before = cpu_times()
@@ -323,6 +334,8 @@ def run_cell(
         ack_check=events >= result["accepted"] if truncate else None,
         ledger_check=(ledger == events * items) if truncate else None,
     )
+    if settled:
+        result["checkpoints"] = server_counters(app.dsn)[0] - checkpoints_before
     log(
         f"  {app.name:8s} items={items:3d} conns={connections:2d} dup={dup:.0%}: "
         f"{result['events_s']:8.1f} ev/s  p50 {result['p50_ms']:.1f} ms  "
@@ -493,18 +506,25 @@ def server_counters(dsn: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def settle(dsn: str) -> None:
+    """Start a measurement from a checkpointed server and a quiet disk.
+
+    Both apps' databases share one server, WAL and disk: a checkpoint owed to the phases before
+    (or to the other app's run) would land in one measurement and not another. Checkpoints a
+    measurement causes itself are counted. TRUNCATE's files are unlinked at that checkpoint: let
+    the disk absorb that, and the dirty pages the phases before left in the page cache, before
+    the clock starts.
+    """
+    sql(dsn, "CHECKPOINT")
+    os.sync()
+    time.sleep(3)
+
+
 def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
     """Open-loop run at `rate`; then every acknowledged payload id must be in the database."""
     assert app.process is not None
     app.truncate()
-    # Both apps' databases share one server, WAL and disk: a checkpoint owed to the cells
-    # before (or to the other app's run) would land in one run and not the other. Each run
-    # starts from a checkpointed server; checkpoints it causes itself are counted.
-    # TRUNCATE's files are unlinked at that checkpoint: let the disk absorb that, and the
-    # dirty pages the cells before left in the page cache, before the clock starts.
-    sql(app.dsn, "CHECKPOINT")
-    os.sync()
-    time.sleep(3)
+    settle(app.dsn)
     tag = f"sus{int(time.time())}"
     result_path = out / f"sustained_client_{app.name}.json"
     times_before = cpu_times()
@@ -861,7 +881,11 @@ def main() -> None:
 
         if not args.worker_only:
             log(f"ledger pre-filled with {plan.prefill_rows:,} rows vs empty (50 items, 16 conns)")
-            empty = run_cell(product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds)
+            # Filling a million rows writes about a gigabyte of WAL: the checkpoint it calls for
+            # would otherwise land in the measured cell. Both cells start settled.
+            empty = run_cell(
+                product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds, settled=True
+            )
             product.truncate()
             fill_seconds = prefill(product.dsn, plan.prefill_rows)
             log(f"  pre-filled in {fill_seconds:.1f}s")
@@ -872,6 +896,7 @@ def main() -> None:
                 dup=0.0,
                 seconds=plan.cell_seconds,
                 truncate=False,
+                settled=True,
             )
             results["prefilled"] = {
                 "rows": plan.prefill_rows,

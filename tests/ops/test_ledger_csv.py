@@ -104,3 +104,21 @@ def test_large_export_streams_in_keyset_batches(
     body = first + "".join(rest)
     assert body.count("\n") == 1201
     assert len(rest) >= 2
+
+
+def test_each_movement_names_its_own_event(client: TestClient) -> None:
+    # Rows carry no event name: it is joined from the event. Event and movement ids differ
+    # here (three movements for the first event), so a join on the wrong column shows.
+    received = f.post(client, f.received(("A", 1), ("B", 2), ("C", 3)))["event_id"]
+    adjusted = f.post(client, f.adjustment(("A", 1)))["event_id"]
+    names = {
+        received: "inventory_transaction.items_received",
+        adjusted: "inventory_transaction.adjustment_created",
+    }
+
+    movements = f.ledger(client)
+    assert [m["event_id"] for m in movements] == [received] * 3 + [adjusted] * 2
+    assert all(m["event_name"] == names[m["event_id"]] for m in movements)
+    assert [row["event_name"] for row in csv_rows(client)] == [m["event_name"] for m in movements]
+    for event_id, name in names.items():
+        assert {m["event_name"] for m in f.event(client, event_id)["movements"]} == {name}

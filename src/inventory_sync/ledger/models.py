@@ -31,7 +31,9 @@ from inventory_sync.db import Id, PositionKey, UTCDateTime, metadata
 # One B-tree serves both a position's movements (stock on hand, count drift) and a product's
 # history: it leads with `product_id`, the column that tells rows apart. Led by `tenant`, which
 # rarely differs, every comparison in an insert walked three equal text columns, and product
-# queries needed a second index: together twice the index cost per ledger row.
+# queries needed a second index: together twice the index cost per ledger row. Filters on
+# location without product read the table, as listing every position does anyway; when
+# `tenant` led, they used the index only if a tenant was given too.
 # The event's name is read from the event (a join on its primary key), not repeated on every
 # row, where it was a quarter of the row's bytes.
 ledger_movement = Table(

@@ -112,6 +112,9 @@ class StockFilter:
 
 
 KEY = ("tenant", "location_id", "stock_location", "product_id")
+# The same columns in the order of the position indexes (ledger.models), for sorts that can
+# follow an index.
+INDEXED_KEY = ("product_id", "location_id", "stock_location", "tenant")
 
 
 def moved_since(
@@ -161,7 +164,7 @@ def stock_positions(
             c.c.counted_at,
             func.row_number()
             .over(
-                partition_by=[c.c[name] for name in KEY],
+                partition_by=[c.c[name] for name in INDEXED_KEY],
                 order_by=[
                     c.c.counted_at.desc(),
                     c.c.count_id.desc(),
