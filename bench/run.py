@@ -881,8 +881,9 @@ def main() -> None:
 
         if not args.worker_only:
             log(f"ledger pre-filled with {plan.prefill_rows:,} rows vs empty (50 items, 16 conns)")
-            # Filling a million rows writes about a gigabyte of WAL: the checkpoint it calls for
-            # would otherwise land in the measured cell. Both cells start settled.
+            # Filling a million rows writes about 400 MB of WAL, on top of the phases' before:
+            # the checkpoint that calls for would otherwise land in the measured cell. Both
+            # cells start settled.
             empty = run_cell(
                 product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds, settled=True
             )
