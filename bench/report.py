@@ -197,13 +197,23 @@ def extras(results: dict[str, Any]) -> str:
         )
     pre = results.get("prefilled")
     if pre:
+        pairs = pre.get("cells") or {"empty": [pre["empty"]], "prefilled": [pre["prefilled"]]}
+
+        def speeds(side: str) -> str:
+            return " and ".join(f"{c['events_s']:.0f}" for c in pairs[side])
+
+        def checkpoints(side: str) -> str:
+            return " and ".join(str(c.get("checkpoints", "?")) for c in pairs[side])
+
+        def p99(side: str) -> str:
+            return ", ".join(f"{c['p99_ms']:.0f}" for c in pairs[side])
+
         lines.append(
-            f"- Ledger pre-filled with {pre['rows']:,} rows: {pre['prefilled']['events_s']:.0f} "
-            f"ev/s vs {pre['empty']['events_s']:.0f} ev/s empty, **ratio {pre['ratio']:.2f}** "
-            f"(p99 {pre['prefilled']['p99_ms']:.0f} vs {pre['empty']['p99_ms']:.0f} ms; "
-            "each cell starts from a checkpoint; checkpoints during them: "
-            f"{pre['prefilled'].get('checkpoints', '?')} and "
-            f"{pre['empty'].get('checkpoints', '?')})"
+            f"- Ledger pre-filled with {pre['rows']:,} rows vs empty (alternating, each cell "
+            f"from a checkpoint): {speeds('prefilled')} ev/s vs {speeds('empty')} ev/s, "
+            f"**ratio {pre['ratio']:.2f}** of the means (p99 {p99('prefilled')} vs "
+            f"{p99('empty')} ms; checkpoints during the cells: {checkpoints('prefilled')} and "
+            f"{checkpoints('empty')})"
         )
     for drain in (results.get("drain"), results.get("drain_concurrency_16")):
         if not drain:
