@@ -887,31 +887,24 @@ def main() -> None:
             # below: one cell of each let a single fast or slow spell decide the ratio.
             by_ledger: dict[str, list[dict[str, Any]]] = {"empty": [], "prefilled": []}
             fills = []
-            for _ in range(2):
-                by_ledger["empty"].append(
-                    run_cell(
-                        product,
-                        items=50,
-                        connections=16,
-                        dup=0.0,
-                        seconds=plan.cell_seconds,
-                        settled=True,
-                    )
+
+            def ledger_cell(*, truncate: bool) -> dict[str, Any]:
+                return run_cell(
+                    product,
+                    items=50,
+                    connections=16,
+                    dup=0.0,
+                    seconds=plan.cell_seconds,
+                    truncate=truncate,
+                    settled=True,
                 )
+
+            for _ in range(2):
+                by_ledger["empty"].append(ledger_cell(truncate=True))
                 product.truncate()
                 fills.append(prefill(product.dsn, plan.prefill_rows))
                 log(f"  pre-filled in {fills[-1]:.1f}s")
-                by_ledger["prefilled"].append(
-                    run_cell(
-                        product,
-                        items=50,
-                        connections=16,
-                        dup=0.0,
-                        seconds=plan.cell_seconds,
-                        truncate=False,
-                        settled=True,
-                    )
-                )
+                by_ledger["prefilled"].append(ledger_cell(truncate=False))
             mean = {
                 side: sum(c["events_s"] for c in cs) / len(cs) for side, cs in by_ledger.items()
             }
