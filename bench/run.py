@@ -881,7 +881,7 @@ def main() -> None:
 
         if not args.worker_only:
             log(f"ledger pre-filled with {plan.prefill_rows:,} rows vs empty (50 items, 16 conns)")
-            # Filling a million rows writes about 400 MB of WAL, on top of the phases' before:
+            # Filling a million rows writes about 380 MB of WAL, on top of the phases' before:
             # the checkpoint that calls for would otherwise land in the measured cell, so every
             # cell starts settled. Empty and filled alternate, twice, as worker off and on do
             # below: one cell of each let a single fast or slow spell decide the ratio.
