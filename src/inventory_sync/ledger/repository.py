@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from inventory_sync.db import iso
 from inventory_sync.filters import narrow
 from inventory_sync.ledger.domain import Kind
-from inventory_sync.ledger.models import count_observation, ledger_movement
+from inventory_sync.ledger.models import POSITION_INDEX_KEY, count_observation, ledger_movement
 from inventory_sync.webhooks.models import inbound_event
 
 m = ledger_movement
@@ -112,9 +112,6 @@ class StockFilter:
 
 
 KEY = ("tenant", "location_id", "stock_location", "product_id")
-# The same columns in the order of the position indexes (ledger.models), for sorts that can
-# follow an index.
-INDEXED_KEY = ("product_id", "location_id", "stock_location", "tenant")
 
 
 def moved_since(
@@ -164,7 +161,8 @@ def stock_positions(
             c.c.counted_at,
             func.row_number()
             .over(
-                partition_by=[c.c[name] for name in INDEXED_KEY],
+                # In the position index's column order, so the sort can follow the index.
+                partition_by=[c.c[name] for name in POSITION_INDEX_KEY],
                 order_by=[
                     c.c.counted_at.desc(),
                     c.c.count_id.desc(),
