@@ -3,7 +3,7 @@
 
 python3 dev.py serve [options]   run the service (embedded SQLite unless configured)
 python3 dev.py test [pytest args] run the whole test suite
-python3 dev.py check             ruff and mypy
+python3 dev.py check             ruff, mypy and the import contracts
 python3 dev.py soak [--minutes N] the long reliability run (kills, a PostgreSQL restart)
 python3 dev.py cli ARGS...       any `inventory-sync` command
 """
@@ -60,6 +60,7 @@ def main(args: list[str]) -> int:
             run(str(BIN / "ruff"), "check", ".")
             or run(str(BIN / "ruff"), "format", "--check", ".")
             or run(str(BIN / "mypy"))
+            or run(str(BIN / "lint-imports"))
         )
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2

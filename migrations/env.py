@@ -7,9 +7,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from inventory_sync.db import Database
-from inventory_sync.schema import metadata
 from inventory_sync.settings import load_settings
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import metadata
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("engine"):
@@ -53,7 +53,7 @@ def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     owned = engine is None
     if owned:
-        engine = Database(load_settings().database_url).engine
+        engine = open_database(load_settings().database_url).engine
     try:
         with engine.connect() as connection, _sqlite_foreign_keys_off(connection):
             _run(connection)

@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from inventory_sync import migrate
-from inventory_sync.app import create_app
-from inventory_sync.db import Database
-from inventory_sync.schema import metadata
+from inventory_sync.api.app import create_app
 from inventory_sync.settings import Settings
+from inventory_sync.storage import migrate
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import metadata
 from tests import factories
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -51,7 +52,7 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL unreachable at {admin_dsn}: {error}")
     base, _, _ = admin_dsn.rpartition("/")
     url = f"{base}/{name}"
-    db = Database(url, pool_size=1)
+    db = open_database(url, pool_size=1)
     migrate.upgrade(db)
     db.dispose()
     yield url
@@ -62,7 +63,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    db = Database(f"sqlite:///{path}")
+    db = open_database(f"sqlite:///{path}")
     migrate.upgrade(db)
     db.dispose()
     return path
@@ -80,7 +81,7 @@ def database_url(
         return
     url = request.getfixturevalue("postgres_url")
     yield url
-    db = Database(url, pool_size=1)
+    db = open_database(url, pool_size=1)
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     with db.transaction() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -108,6 +109,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url, pool_size=4)
+    database = open_database(settings.database_url, pool_size=4)
     yield database
     database.dispose()

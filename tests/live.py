@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from inventory_sync.app import create_app
+from inventory_sync.api.app import create_app
 from inventory_sync.settings import Settings
 
 

@@ -14,9 +14,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, inspect, select
 
-from inventory_sync import migrate
-from inventory_sync.db import Database
-from inventory_sync.schema import metadata
+from inventory_sync.storage import migrate
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import metadata
 from tests.conftest import POSTGRES_URL
 
 
@@ -24,7 +25,7 @@ from tests.conftest import POSTGRES_URL
 def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A database with no tables at all."""
     if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+        db = open_database(f"sqlite:///{tmp_path / 'empty.db'}")
         yield db
         db.dispose()
         return
@@ -34,7 +35,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    db = Database(f"{base}/{name}", pool_size=1)
+    db = open_database(f"{base}/{name}", pool_size=1)
     yield db
     db.dispose()
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:

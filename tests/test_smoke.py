@@ -4,7 +4,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from inventory_sync.cli import app_factory
+from inventory_sync.api.app import app_factory
 from inventory_sync.settings import Settings
 from tests import factories as f
 

@@ -2,9 +2,9 @@
 ledger movements and count observations (PostgreSQL; SQLite compares bytes already)
 
 Their indexes take an entry per ledger row; with "C" each comparison is a memcmp instead of a
-locale-aware strcoll. See `PositionKey` in `inventory_sync.db`. The tables are not rewritten,
-but every index on these columns is rebuilt under lock: on a large ledger, run it in a quiet
-hour.
+locale-aware strcoll. See `PositionKey` in `inventory_sync.storage.tables`. The tables are not
+rewritten, but every index on these columns is rebuilt under lock: on a large ledger, run it
+in a quiet hour.
 
 Revision ID: 7262c685694a
 Revises: a7d9ef194d49

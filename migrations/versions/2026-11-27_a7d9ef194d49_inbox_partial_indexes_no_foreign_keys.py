@@ -3,7 +3,7 @@ written with an event (outbox message, count observations, shipment lines)
 
 Every event paid two index entries for columns only ASN receipts fill, and a key check (a lookup
 and a lock on the event's row) per written row; see the comment on `ledger_movement` in
-`inventory_sync.ledger.models`.
+`inventory_sync.storage.tables`.
 
 Revision ID: a7d9ef194d49
 Revises: f845690e6c8e

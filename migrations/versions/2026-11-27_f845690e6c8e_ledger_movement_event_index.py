@@ -1,7 +1,7 @@
 """ledger movement: a BRIN index on event_id instead of a foreign key and a unique index
 
 Both cost a lookup or an index entry per ledger row, on the table that takes one row per event
-line; see the comment on `ledger_movement` in `inventory_sync.ledger.models`.
+line; see the comment on `ledger_movement` in `inventory_sync.storage.tables`.
 
 Revision ID: f845690e6c8e
 Revises: 44cc10527e1e

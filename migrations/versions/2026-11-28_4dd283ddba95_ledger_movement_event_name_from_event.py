@@ -1,6 +1,6 @@
 """ledger movement: the event name is read from the event, no longer stored on every row
 
-See the comment on `ledger_movement` in `inventory_sync.ledger.models`. On PostgreSQL dropping
+See the comment on `ledger_movement` in `inventory_sync.storage.tables`. On PostgreSQL dropping
 the column changes only the catalogue; the downgrade fills it again from `inbound_event`.
 
 Revision ID: 4dd283ddba95

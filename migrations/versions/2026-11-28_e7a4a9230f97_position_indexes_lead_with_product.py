@@ -1,7 +1,7 @@
 """position indexes lead with product_id; the ledger's separate product_id index goes
 
 One B-tree per table now serves both a position's rows and a product's history. See the
-comment on `ledger_movement` in `inventory_sync.ledger.models`. The indexes are rebuilt under
+comment on `ledger_movement` in `inventory_sync.storage.tables`. The indexes are rebuilt under
 lock, which holds intake for as long as the build takes: on a large ledger, run it in a quiet
 hour.
 

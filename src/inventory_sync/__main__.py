@@ -1,3 +1,3 @@
-from inventory_sync.cli import main
+from inventory_sync.cli.main import main
 
 main()

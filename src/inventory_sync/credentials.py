@@ -1,8 +1,11 @@
-"""Generated credentials for a set-up that configured none.
+"""Who may call the service: webhook keys, read-only ops tokens and admin tokens.
+
+Secrets are known by their SHA-256 only and compared with `hmac.compare_digest` against every
+known digest, so neither timing nor the position of a key in the rotation list leaks anything.
 
 The service never accepts unauthenticated events. When `INVSYNC_WEBHOOK_KEYS` (or both token
-variables) are empty, the first start generates a secret, prints it once, and keeps only its
-SHA-256, so later starts accept the same secret without showing it again.
+variables) are empty, the first start generates a secret, shows it once, and the database keeps
+only its SHA-256 (`Store.ensure_credential`), so later starts accept the same secret.
 """
 
 from __future__ import annotations
@@ -12,21 +15,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Column, String, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
-
-from inventory_sync.db import UTCDateTime, metadata, utcnow
-
-generated_credential = Table(
-    "generated_credential",
-    metadata,
-    # webhook_key | admin_token
-    Column("kind", String(32), primary_key=True),
-    Column("secret_sha256", String(64), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
+from inventory_sync.settings import Settings
 
 WEBHOOK_KEY = "webhook_key"
 ADMIN_TOKEN = "admin_token"
@@ -46,26 +35,51 @@ def matches(presented: str, digests: list[str]) -> bool:
     return found
 
 
+def new_secret(kind: str) -> str:
+    return _PREFIX[kind] + secrets.token_urlsafe(24)
+
+
 @dataclass(frozen=True)
 class Generated:
+    """A generated credential: its digest, and its plaintext only in the process that made it."""
+
     kind: str
-    secret: str | None  # the plaintext, only in the process that created it
+    secret: str | None
     sha256: str
 
 
-def ensure(conn: Connection, kind: str) -> Generated:
-    """Return the generated credential of `kind`, creating it if none exists yet.
+@dataclass(frozen=True)
+class Keyring:
+    """Digests of every secret the service accepts, by role."""
 
-    Several processes may start at once: the insert is conflict-free and the winner alone
-    learns the plaintext.
-    """
-    secret = _PREFIX[kind] + secrets.token_urlsafe(24)
-    values = {"kind": kind, "secret_sha256": digest(secret), "created_at": utcnow()}
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    created = conn.execute(
-        dialect_insert(generated_credential).values(values).on_conflict_do_nothing()
-    ).rowcount
-    stored = conn.execute(
-        select(generated_credential.c.secret_sha256).where(generated_credential.c.kind == kind)
-    ).scalar_one()
-    return Generated(kind, secret if created == 1 else None, stored)
+    webhook: list[str]
+    read: list[str]
+    admin: list[str]
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, generated_webhook: str | None, generated_admin: str | None
+    ) -> Keyring:
+        def digests(values: list[str]) -> list[str]:
+            return [digest(s) for s in values]
+
+        webhook = digests([k.get_secret_value() for k in settings.webhook_keys])
+        admin = digests([t.get_secret_value() for t in settings.admin_tokens])
+        read = digests([t.get_secret_value() for t in settings.ops_tokens])
+        if not webhook and generated_webhook:
+            webhook = [generated_webhook]
+        if not admin and not read and generated_admin:
+            admin = [generated_admin]
+        return cls(webhook, read, admin)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.webhook) and bool(self.admin or self.read)
+
+    def role(self, token: str) -> str | None:
+        """`admin`, `read` or None for a presented ops token."""
+        if matches(token, self.admin):
+            return "admin"
+        if matches(token, self.read):
+            return "read"
+        return None

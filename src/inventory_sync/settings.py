@@ -88,11 +88,12 @@ class Settings(BaseSettings):
         scheme, _, driver = value.split(":", 1)[0].partition("+")
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("expected sqlite:///path or postgresql://user@host:port/db")
-        if scheme != "sqlite" and driver not in ("", "psycopg"):
-            # Intake runs its statement on psycopg's own connection (db.first_row).
+        if scheme != "sqlite" and driver not in ("", "psycopg", "asyncpg"):
+            # The service picks its drivers itself (storage/postgres.py): asyncpg for intake
+            # and delivery, psycopg 3 for queries and migrations.
             raise ValueError(
                 f"the {driver} driver is not supported: use postgresql://user@host:port/db "
-                "(the service connects with psycopg 3)"
+                "(the service picks its own drivers)"
             )
         return value
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,9 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from inventory_sync.db import Database
 from inventory_sync.erp_sync.worker import Worker
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import Claim, Finished, Store, open_store
 from tests import factories
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -156,14 +158,56 @@ def erp_settings(settings: Settings, url: str | None, **overrides: Any) -> Setti
     return settings.model_copy(update=values)
 
 
+# Stores opened by `LoopStore` in the event loop `run()` is running.
+_OPENED: list[Store] = []
+
+
+class LoopStore:
+    """The backend's real store, opened in whichever event loop a test runs a worker in (an
+    asyncpg pool belongs to the loop that opened it); `run()` closes it with its loop."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._store: Store | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def current(self) -> Store:
+        loop = asyncio.get_running_loop()
+        if self._store is None or self._loop is not loop:
+            self._store = await open_store(self.database.url, pool_size=4)
+            self._loop = loop
+            _OPENED.append(self._store)
+        return self._store
+
+    async def claim_due(
+        self, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[Claim]:
+        return await (await self.current()).claim_due(worker, limit, now, lease_until)
+
+    async def finish_many(self, batch: list[Finished], worker: str) -> set[str]:
+        return await (await self.current()).finish_many(batch, worker)
+
+    async def release(self, ids: list[str], worker: str) -> int:
+        return await (await self.current()).release(ids, worker)
+
+
 def make_worker(settings: Settings, db: Database, **options: Any) -> Worker:
     options.setdefault("poll_seconds", 0.01)
     options.setdefault("lease_seconds", 5.0)
-    return Worker(settings, db, **options)
+    return Worker(settings, LoopStore(db), **options)  # type: ignore[arg-type]
 
 
 def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coroutine)
+    """Run `coroutine` in a new event loop; close the stores opened in it."""
+
+    async def main() -> Any:
+        try:
+            return await coroutine
+        finally:
+            while _OPENED:
+                await _OPENED.pop().close()
+
+    return asyncio.run(main())
 
 
 def accept(client: TestClient, count: int = 1) -> list[str]:

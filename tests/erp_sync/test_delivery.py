@@ -11,10 +11,10 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from inventory_sync import __version__
-from inventory_sync.db import Database
 from inventory_sync.erp_sync.client import signer
-from inventory_sync.erp_sync.models import outbox_message
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import outbox_message
 from tests.erp_sync.conftest import (
     SECRET,
     FakeErp,

@@ -7,8 +7,8 @@ from collections import Counter
 
 from fastapi.testclient import TestClient
 
-from inventory_sync.db import Database
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
 from tests.erp_sync.conftest import (
     FakeErp,
     Reply,

@@ -9,8 +9,9 @@ from email.utils import format_datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from inventory_sync.db import Database, utcnow
+from inventory_sync.clock import utcnow
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
 from tests.erp_sync.conftest import (
     FakeErp,
     Reply,

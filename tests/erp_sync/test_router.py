@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from inventory_sync.db import Database
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
 from tests import factories
 from tests.erp_sync.conftest import (
     FakeErp,

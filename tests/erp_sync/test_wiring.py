@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from inventory_sync.cli import cli
-from inventory_sync.db import Database
+from inventory_sync.cli.main import cli
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
 from tests.erp_sync.conftest import (
     FakeErp,
     Reply,

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
-from inventory_sync.db import Database, utcnow
-from inventory_sync.erp_sync import outbox
+from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync.worker import Worker, send_bound
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import PENDING, Attempt, Claim, Finished
 from tests.erp_sync.conftest import (
     FakeErp,
+    LoopStore,
     Reply,
     accept,
     erp_settings,
@@ -64,15 +67,17 @@ class TestSeveralWorkers:
         now = utcnow()
         lease = now + timedelta(seconds=30)
         with db.transaction() as held:
-            mine = outbox.claim_due(held, worker="a", limit=2, now=now, lease_until=lease)
-            # The first claim is not committed: its rows are locked, and a second claimer
+            # Another claimer's transaction, not yet committed, holds two rows locked: a claim
             # skips them instead of blocking on them.
+            mine = held.execute(
+                text("SELECT id FROM outbox_message ORDER BY id LIMIT 2 FOR UPDATE")
+            ).scalars()
+            locked = set(mine)
             started = time.monotonic()
-            with db.transaction() as other:
-                theirs = outbox.claim_due(other, worker="b", limit=4, now=now, lease_until=lease)
+            theirs = run(LoopStore(db).claim_due("b", 4, now, lease))
             assert time.monotonic() - started < 2
-        assert {c.id for c in mine}.isdisjoint(c.id for c in theirs)
-        assert {c.id for c in mine} | {c.id for c in theirs} == set(ids)
+        assert locked.isdisjoint(c.id for c in theirs)
+        assert locked | {c.id for c in theirs} == set(ids)
 
 
 class TestLeases:
@@ -81,11 +86,9 @@ class TestLeases:
     ) -> None:
         [message_id] = accept(client)
         now = utcnow()
-        with db.transaction() as conn:
-            # A worker claims the message and dies (kill -9) before recording anything.
-            [claim] = outbox.claim_due(
-                conn, worker="dead", limit=10, now=now, lease_until=now + timedelta(seconds=0.5)
-            )
+        store = LoopStore(db)
+        # A worker claims the message and dies (kill -9) before recording anything.
+        [claim] = run(store.claim_due("dead", 10, now, now + timedelta(seconds=0.5)))
         survivor = make_worker(erp_settings(settings, erp.url), db)
 
         assert run(survivor.run_once()) == 0  # still leased: not touched
@@ -95,17 +98,8 @@ class TestLeases:
         assert erp.keys() == [message_id]
         assert message(client, message_id)["status"] == "delivered"
         # The dead worker's late result cannot overwrite the survivor's.
-        late = outbox.Attempt(utcnow(), 5, "retry", 503, "HTTP 503")
-        with db.transaction() as conn:
-            kept = outbox.finish(
-                conn,
-                claim,
-                worker="dead",
-                attempt=late,
-                status=outbox.PENDING,
-                attempts=1,
-                next_attempt_at=utcnow(),
-            )
+        late = Attempt(utcnow(), 5, "retry", 503, "HTTP 503")
+        kept = run(store.finish_many([Finished(claim, late, PENDING, 1, utcnow())], "dead"))
         assert not kept
         assert message(client, message_id)["status"] == "delivered"
 
@@ -140,8 +134,8 @@ class TestQueuedLease:
         worker = Worker(erp_settings(settings, "http://127.0.0.1:9/erp"), None, lease_seconds=5)  # type: ignore[arg-type]
         now = utcnow()
 
-        def claim(name: str, seconds_left: float) -> outbox.Claim:
-            return outbox.Claim(name, "{}", 0, now, now + timedelta(seconds=seconds_left))
+        def claim(name: str, seconds_left: float) -> Claim:
+            return Claim(name, "{}", 0, now, now + timedelta(seconds=seconds_left))
 
         worker._queue.extend([(claim("late", 3.0), False), (claim("fresh", 4.9), False)])
         item = worker._next()

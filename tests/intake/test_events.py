@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from inventory_sync.app import create_app
-from inventory_sync.db import Database
-from inventory_sync.erp_sync.models import outbox_message
-from inventory_sync.ledger.models import count_observation, shipment_line
+from inventory_sync.api.app import create_app
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import count_observation, outbox_message, shipment_line
 from tests import factories as f
 
 
@@ -423,7 +423,7 @@ class TestErpDocument:
         elsewhere = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/x.db"})
         with TestClient(create_app(elsewhere)) as other_client:
             event_id = accepted(other_client, body)
-        other_db = Database(elsewhere.database_url)
+        other_db = open_database(elsewhere.database_url)
         try:
             assert outbox_document(other_db, event_id)["id"] == document["id"]
         finally:

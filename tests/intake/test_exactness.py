@@ -22,12 +22,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
-from inventory_sync.db import Database
-from inventory_sync.erp_sync.models import outbox_message
-from inventory_sync.ledger.models import ledger_movement
-from inventory_sync.schema import metadata
 from inventory_sync.settings import Settings
-from inventory_sync.webhooks.models import inbound_event
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import inbound_event, ledger_movement, metadata, outbox_message
 from tests import factories as f
 from tests.live import live_server
 

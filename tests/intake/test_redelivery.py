@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
-from inventory_sync.db import Database, metadata
-from inventory_sync.webhooks import service
-from inventory_sync.webhooks.models import inbound_event
-from inventory_sync.webhooks.recent import RecentBodies, Stored
+from inventory_sync.intake import service
+from inventory_sync.intake.classify import Classified, Rules, sha256
+from inventory_sync.intake.recent import RecentBodies, Stored
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import inbound_event, metadata
 from tests import factories as f
 
 
@@ -29,9 +30,9 @@ def count_full_path(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     full_path: list[bytes] = []
     real = service.classify
 
-    def counted(body: bytes, rules: service.Rules) -> service.Classified:
+    def counted(body: bytes, rules: Rules, content_hash: str) -> Classified:
         full_path.append(body)
-        return real(body, rules)
+        return real(body, rules, content_hash)
 
     monkeypatch.setattr(service, "classify", counted)
     return full_path
@@ -96,8 +97,9 @@ def test_a_slot_now_holding_other_content_is_judged_by_the_full_path(
     body = json.dumps(f.received(("A", 4), id=payload_id)).encode()
     f.post(client, body)
     # The slot's holder now has other content, as after a restore from another source.
+    other = json.dumps(f.received(("A", 5), id=payload_id)).encode()
     with db.transaction() as conn:
-        conn.execute(update(inbound_event).values(content_hash="0" * 64))
+        conn.execute(update(inbound_event).values(raw_body=other, content_hash=sha256(other)))
     answer = f.post(client, body)
     assert answer["status"] == "quarantined"
     assert "different content" in answer["detail"]
@@ -106,17 +108,15 @@ def test_a_slot_now_holding_other_content_is_judged_by_the_full_path(
 def test_capacity_drops_the_oldest_first() -> None:
     seen = RecentBodies(capacity=2)
     for n in range(3):
-        seen.remember(bytes([n]), Stored(f"slot-{n}", "hash", None))
+        seen.remember(f"hash-{n}", Stored(f"slot-{n}", None))
     assert len(seen) == 2
-    assert seen.get(bytes([0])) is None
-    assert seen.get(bytes([2])) == Stored("slot-2", "hash", None)
+    assert seen.get("hash-0") is None
+    assert seen.get("hash-2") == Stored("slot-2", None)
 
 
-def test_an_entry_keeps_only_a_handled_event_name() -> None:
-    rules = service.Rules()
-    handled = service.classify(json.dumps(f.received(("A", 1))).encode(), rules)
-    unknown = service.classify(json.dumps(f.envelope("x" * 100_000, {"id": "1"})).encode(), rules)
-    assert (stored := service.stored_as(handled)) is not None
-    assert stored.name == "inventory_transaction.items_received"
-    assert (stored := service.stored_as(unknown)) is not None
-    assert stored.name is None
+def test_an_entry_keeps_only_a_handled_event_name(client: TestClient) -> None:
+    f.post(client, f.received(("A", 1)))
+    f.post(client, f.envelope("x" * 100_000, {"id": "1"}))
+    recent: RecentBodies = client.app.state.recent_bodies  # type: ignore[attr-defined]
+    names = [recent.get(h).name for h in list(recent._entries)]  # type: ignore[union-attr]
+    assert names == ["inventory_transaction.items_received", None]

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from inventory_sync.app import create_app
+from inventory_sync.api.app import create_app
 from inventory_sync.settings import Settings
 from tests import factories as f
 from tests.conftest import POSTGRES_URL

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from inventory_sync.db import Database
-from inventory_sync.ledger import repository
-from inventory_sync.ledger import router as ledger_router
+from inventory_sync.api.routes import ledger as ledger_router
+from inventory_sync.storage.database import Database
+from inventory_sync.views import ledger as repository
 from tests import factories as f
 
 

@@ -12,11 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
 
-from inventory_sync import logs, migrate
-from inventory_sync.app import create_app
-from inventory_sync.db import Database, utcnow
-from inventory_sync.erp_sync.models import outbox_message, sync_attempt
+from inventory_sync.api.app import create_app
+from inventory_sync.clock import utcnow
+from inventory_sync.observability import logs
+from inventory_sync.observability.metrics import DatabaseCollector
 from inventory_sync.settings import Settings
+from inventory_sync.storage import migrate
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import outbox_message, sync_attempt
 from tests import factories as f
 
 
@@ -79,16 +83,16 @@ class TestMetrics:
         assert f.TENANT not in body
 
     def test_database_outage_is_not_an_error(self, client: TestClient) -> None:
-        app_db: Database = client.app.state.db  # type: ignore[attr-defined]
-        app_db.engine.dispose()
-        broken = Database("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
-        client.app.state.db = broken  # type: ignore[attr-defined]
+        state = client.app.state  # type: ignore[attr-defined]
+        working: DatabaseCollector = state.metrics_collector
+        broken = open_database("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
+        state.metrics_collector = DatabaseCollector(broken)
         try:
             response = client.get("/metrics")
             assert response.status_code == 200
             assert "invsync_database_up 0.0" in response.text
         finally:
-            client.app.state.db = app_db  # type: ignore[attr-defined]
+            state.metrics_collector = working
             broken.dispose()
 
 
@@ -113,7 +117,7 @@ def test_metrics_without_schema_still_answer(settings: Settings, tmp_path: Path)
     empty = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'empty.db'}"})
     app = create_app(empty)
     with TestClient(app) as client:
-        app.state.db.engine.dispose()
+        app.state.store.database.dispose()
         (tmp_path / "empty.db").unlink()
         (tmp_path / "empty.db").touch()  # a database file without any table
         response = client.get("/metrics")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from inventory_sync import pagination
+from inventory_sync.api import pagination
 from tests import factories as f
 
 

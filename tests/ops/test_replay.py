@@ -8,13 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 from typer.testing import CliRunner
 
-from inventory_sync.app import create_app
-from inventory_sync.cli import cli
-from inventory_sync.db import Database
-from inventory_sync.erp_sync.models import outbox_message
-from inventory_sync.ledger import service as ledger_service
-from inventory_sync.ledger.models import ledger_movement
+from inventory_sync.api.app import create_app
+from inventory_sync.cli.main import cli
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import ledger_movement, outbox_message
 from tests import factories as f
 
 
@@ -70,18 +68,19 @@ class TestReplayEndpoint:
         settings: Settings,
         client: TestClient,
         db: Database,
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Only the database refusing the values quarantines again; a fault of the database or
         the code (here, a table that is not there) answers 503 and leaves the event as it was,
         so that `replay --all` does not rewrite every reason with it."""
         [event_id] = quarantine(settings, f.received(("A", 3)))
         before = f.event(client, event_id)
-        monkeypatch.setattr(
-            ledger_service, "_MOVEMENTS_FROM_JSON", "INSERT INTO no_such_table VALUES (1)"
-        )
-        monkeypatch.setattr(ledger_service, "insert", lambda _table: sql_text("SELECT * FROM nope"))
-        answer = client.post(f"/v1/events/{event_id}/replay", headers=f.admin_headers())
+        with db.transaction() as conn:
+            conn.execute(sql_text("ALTER TABLE ledger_movement RENAME TO ledger_movement_away"))
+        try:
+            answer = client.post(f"/v1/events/{event_id}/replay", headers=f.admin_headers())
+        finally:
+            with db.transaction() as conn:
+                conn.execute(sql_text("ALTER TABLE ledger_movement_away RENAME TO ledger_movement"))
         assert answer.status_code == 503, answer.text
         assert f.event(client, event_id) == before
         assert rows(db, event_id) == (0, 0)

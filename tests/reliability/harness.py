@@ -28,11 +28,10 @@ import httpx
 import psycopg
 from sqlalchemy import func, select
 
-from inventory_sync import migrate
-from inventory_sync.db import Database
-from inventory_sync.erp_sync.models import outbox_message
-from inventory_sync.ledger.models import ledger_movement
-from inventory_sync.webhooks.models import inbound_event
+from inventory_sync.storage import migrate
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import inbound_event, ledger_movement, outbox_message
 from tests import factories
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -68,7 +67,7 @@ def fresh_postgres(label: str) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = POSTGRES_URL.rpartition("/")
     url = f"{base}/{name}"
-    db = Database(url, pool_size=1)
+    db = open_database(url, pool_size=1)
     migrate.upgrade(db)
     db.dispose()
     try:
@@ -85,7 +84,7 @@ def fresh_postgres(label: str) -> Iterator[str]:
 
 def fresh_sqlite(directory: Path) -> str:
     url = f"sqlite:///{directory / 'invsync.db'}"
-    db = Database(url)
+    db = open_database(url)
     migrate.upgrade(db)
     db.dispose()
     return url

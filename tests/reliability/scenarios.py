@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from inventory_sync.db import Database
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.store import open_database
 from tests.erp_sync.conftest import FakeErp, Reply
 from tests.reliability import harness as h
 
@@ -102,7 +103,7 @@ def crash(
     erp = start_erp()
     api = h.Api(database_url, workdir)
     worker = h.WorkerProcess(database_url, erp.url, workdir)
-    db = Database(database_url, pool_size=2)
+    db = open_database(database_url, pool_size=2)
     try:
         api.start()
         worker.start()
@@ -168,7 +169,7 @@ def scale_out(
     worker_list = [
         h.WorkerProcess(database_url, erp.url, workdir, name=f"worker{n}") for n in range(workers)
     ]
-    db = Database(database_url, pool_size=2)
+    db = open_database(database_url, pool_size=2)
     try:
         for process in [*api_list, *worker_list]:
             process.start()
@@ -214,7 +215,7 @@ def outage(
     erp = start_erp()
     api = h.Api(service_url, workdir)
     worker = h.WorkerProcess(service_url, erp.url, workdir)
-    db = Database(database_url, pool_size=2)
+    db = open_database(database_url, pool_size=2)
     try:
         api.start()
         worker.start()

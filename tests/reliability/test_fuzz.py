@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import func, select
 
-from inventory_sync.db import Database
-from inventory_sync.ledger.models import ledger_movement
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import ledger_movement
 from tests import factories as f
 
 MAX_EXAMPLES = 25

@@ -19,11 +19,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from inventory_sync import auth, credentials, logs
-from inventory_sync.db import Database
-from inventory_sync.erp_sync.models import outbox_message
+from inventory_sync import credentials
+from inventory_sync.api import intake
+from inventory_sync.observability import logs
 from inventory_sync.settings import Settings
-from inventory_sync.webhooks import router as webhook_router
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import outbox_message
 from tests import factories as f
 from tests.ops.test_replay import quarantine
 
@@ -54,9 +55,9 @@ class TestConstantTime:
         assert len(calls) == 3
 
     def test_every_entry_point_checks_through_matches(self) -> None:
-        for function in (auth.require_read, webhook_router.answer):
+        for function in (credentials.Keyring.role, intake.authenticated):
             source = inspect.getsource(function)
-            assert "credentials.matches(" in source, function
+            assert "matches(" in source, function
             assert "==" not in source.replace("!=", ""), function
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inventory_sync.erp_sync.process import PARENT_PID_ENV
+from inventory_sync.erp_sync.supervisor import PARENT_PID_ENV
 from tests import factories as f
 from tests.erp_sync.conftest import FakeErp
 from tests.reliability import harness as h

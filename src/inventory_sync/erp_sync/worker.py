@@ -2,7 +2,7 @@
 
 One asyncio loop per worker. Database work runs in threads (the engine is synchronous), HTTP
 runs on the loop, and at most INVSYNC_ERP_CONCURRENCY deliveries are in flight. Each claim is a
-lease (`outbox.claim_due`) sized well above the hard bound on one request, so several workers on
+lease (`Store.claim_due`) sized well above the hard bound on one request, so several workers on
 several machines share one outbox, and a worker killed with -9 loses nothing: its leases run
 out and another worker claims the messages again.
 
@@ -37,12 +37,14 @@ import time
 from collections import deque
 from datetime import datetime, timedelta
 
-from inventory_sync.db import Database, DatabaseUnavailable, utcnow
-from inventory_sync.erp_sync import outbox, process
+from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync import outbox, supervisor
 from inventory_sync.erp_sync.breaker import Breaker
 from inventory_sync.erp_sync.client import ErpClient, Outcome, Result
 from inventory_sync.erp_sync.retry import Backoff
+from inventory_sync.errors import DatabaseUnavailable
 from inventory_sync.settings import Settings
+from inventory_sync.storage.store import Attempt, Claim, Finished, Store, open_store
 
 log = logging.getLogger("inventory_sync.erp_sync")
 
@@ -76,7 +78,7 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        store: Store,
         *,
         name: str | None = None,
         lease_seconds: float | None = None,
@@ -87,7 +89,7 @@ class Worker:
         max_ahead: int = MAX_AHEAD,
     ) -> None:
         self.settings = settings
-        self.db = db
+        self.store = store
         self.name = name or worker_id()
         self.concurrency = settings.erp_concurrency
         self.max_attempts = settings.erp_max_attempts
@@ -115,11 +117,11 @@ class Worker:
     def _reset(self) -> None:
         """Fresh per-run state (a Worker may run on several event loops one after the other)."""
         # Claimed, not yet sent: (claim, claimed as a probe while the breaker was open).
-        self._queue: deque[tuple[outbox.Claim, bool]] = deque()
+        self._queue: deque[tuple[Claim, bool]] = deque()
         # Claims taken out of the queue but not to be sent (breaker opened): released soon.
         self._to_release: list[str] = []
-        self._inflight: dict[int, outbox.Claim] = {}  # lane -> claim being sent
-        self._results: list[tuple[outbox.Finished, Result]] = []
+        self._inflight: dict[int, Claim] = {}  # lane -> claim being sent
+        self._results: list[tuple[Finished, Result]] = []
         self._closing = False  # lanes stop when the queue is empty
         self._finishing = False  # the recorder stops when every result is written
         self._work = asyncio.Event()  # something queued, or closing
@@ -262,12 +264,13 @@ class Worker:
             return 0
         return want
 
-    async def _claim(self, limit: int) -> list[outbox.Claim]:
+    async def _claim(self, limit: int) -> list[Claim]:
         if limit <= 0:
             return []
         probe = self.breaker.is_open
         try:
-            claims = await asyncio.to_thread(self._claim_due, limit)
+            now = utcnow()
+            claims = await self.store.claim_due(self.name, limit, now, now + self.lease)
         except DatabaseUnavailable as error:
             log.warning("erp_sync.database_unavailable", extra={"error": str(error)[:200]})
             return []
@@ -285,7 +288,7 @@ class Worker:
             return
         ids, self._to_release = self._to_release, []
         try:
-            released = await asyncio.to_thread(self._release, ids)
+            released = await self.store.release(ids, self.name)
         except DatabaseUnavailable:
             released = 0  # their leases run out instead
         log.info("erp_sync.claims_released", extra={"count": released, "reason": "breaker"})
@@ -312,7 +315,7 @@ class Worker:
             if self.breaker.is_open or self._claim_limit() > 0:
                 self._room.set()  # the claimer looks again (and times the next probe)
 
-    def _next(self) -> tuple[outbox.Claim, bool] | None:
+    def _next(self) -> tuple[Claim, bool] | None:
         """The next queued claim that may be sent now, if any."""
         while self._queue:
             claim, probe = self._queue.popleft()
@@ -331,7 +334,7 @@ class Worker:
             self._work.set()  # let the other idle lanes see it and stop
         return None
 
-    async def _deliver(self, client: ErpClient, claim: outbox.Claim, *, probe: bool) -> None:
+    async def _deliver(self, client: ErpClient, claim: Claim, *, probe: bool) -> None:
         attempted_at = utcnow()
         # Decided before sending: a concurrent delivery finishing meanwhile proves nothing
         # about the ERP's state when this request went out.
@@ -354,14 +357,14 @@ class Worker:
             if self.breaker.succeeded():
                 log.info("erp_sync.breaker_closed")
         status, attempts, next_attempt_at = self._decide(claim, result, counts)
-        attempt = outbox.Attempt(
+        attempt = Attempt(
             attempted_at=attempted_at,
             duration_ms=result.duration_ms,
             outcome=status if status != outbox.PENDING else Outcome.RETRY.value,
             status_code=result.status_code,
             error=result.error,
         )
-        finished = outbox.Finished(claim, attempt, status, attempts, next_attempt_at)
+        finished = Finished(claim, attempt, status, attempts, next_attempt_at)
         self._results.append((finished, result))
         self._recorded.set()
 
@@ -369,7 +372,7 @@ class Worker:
         return self._last_delivery is not None and self._last_delivery > moment
 
     def _decide(
-        self, claim: outbox.Claim, result: Result, counts: bool
+        self, claim: Claim, result: Result, counts: bool
     ) -> tuple[str, int, datetime | None]:
         """The message's next status, attempt count and due time after `result`."""
         if result.outcome is Outcome.DELIVERED:
@@ -399,9 +402,9 @@ class Worker:
             batch, self._results = self._results, []
             await self._record(batch)
 
-    async def _record(self, batch: list[tuple[outbox.Finished, Result]]) -> None:
+    async def _record(self, batch: list[tuple[Finished, Result]]) -> None:
         try:
-            kept = await asyncio.to_thread(self._finish_many, [item for item, _ in batch])
+            kept = await self.store.finish_many([item for item, _ in batch], self.name)
         except Exception as error:
             # The leases run out and the messages are tried again: at-least-once, never lost.
             if not isinstance(error, DatabaseUnavailable):
@@ -453,7 +456,7 @@ class Worker:
         if self._to_release:
             ids, self._to_release = self._to_release, []
             try:
-                released = await asyncio.to_thread(self._release, ids)
+                released = await self.store.release(ids, self.name)
             except DatabaseUnavailable:
                 pass  # their leases run out instead
         _, unfinished = await asyncio.wait(lanes, timeout=self.shutdown_grace_seconds)
@@ -467,7 +470,7 @@ class Worker:
         ids = [claim.id for claim in cancelled]
         if ids:
             try:
-                released += await asyncio.to_thread(self._release, ids)
+                released += await self.store.release(ids, self.name)
             except DatabaseUnavailable:
                 pass
         if queued or ids:
@@ -476,29 +479,12 @@ class Worker:
                 extra={"count": released, "queued": queued, "in_flight": len(ids)},
             )
 
-    # -- database work, in threads ------------------------------------------------------------
-
-    def _claim_due(self, limit: int) -> list[outbox.Claim]:
-        now = utcnow()
-        with self.db.transaction() as conn:
-            return outbox.claim_due(
-                conn, worker=self.name, limit=limit, now=now, lease_until=now + self.lease
-            )
-
-    def _finish_many(self, batch: list[outbox.Finished]) -> set[str]:
-        with self.db.transaction() as conn:
-            return outbox.finish_many(conn, batch, worker=self.name)
-
-    def _release(self, ids: list[str]) -> int:
-        with self.db.transaction() as conn:
-            return outbox.release(conn, ids, worker=self.name)
-
     def _any_pending(self) -> bool:
-        with self.db.snapshot() as conn:
+        with self.store.database.snapshot() as conn:
             return outbox.pending_count(conn) > 0
 
 
-def run_until_signalled(settings: Settings, db: Database) -> None:
+def run_until_signalled(settings: Settings) -> None:
     """The `inventory-sync worker` process: run until SIGTERM or SIGINT."""
 
     async def main() -> None:
@@ -507,10 +493,17 @@ def run_until_signalled(settings: Settings, db: Database) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         watchdog = asyncio.create_task(_stop_when_parent_gone(stop))
+        # The claimer, the recorder and a release at most at once.
+        store = await open_store(settings.database_url, pool_size=3)
         try:
-            await Worker(settings, db).run(stop)
+            try:
+                await store.prepare()  # the embedded default creates its schema itself
+            except DatabaseUnavailable as error:
+                log.warning("erp_sync.database_unavailable", extra={"error": str(error)[:200]})
+            await Worker(settings, store).run(stop)
         finally:
             watchdog.cancel()
+            await store.close()
 
     asyncio.run(main())
 
@@ -518,7 +511,7 @@ def run_until_signalled(settings: Settings, db: Database) -> None:
 async def _stop_when_parent_gone(stop: asyncio.Event) -> None:
     """A worker started by `serve` stops, as on SIGTERM, once `serve` has gone."""
     while not stop.is_set():
-        if process.parent_gone():
+        if supervisor.parent_gone():
             log.warning("erp_sync.parent_gone")
             stop.set()
             return

@@ -1,0 +1,115 @@
+"""The FastAPI application, built from a `Settings` by `create_app()`: the composition root."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from inventory_sync import __version__
+from inventory_sync.api import intake
+from inventory_sync.api.auth import load_keyring
+from inventory_sync.api.problems import register_error_handlers
+from inventory_sync.api.request_id import RequestIdMiddleware
+from inventory_sync.api.routes import events, health, ledger, metrics, reconciliation, sync
+from inventory_sync.credentials import Keyring
+from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.intake.classify import Rules
+from inventory_sync.intake.recent import RecentBodies
+from inventory_sync.observability import logs
+from inventory_sync.observability.metrics import DatabaseCollector
+from inventory_sync.settings import ConfigurationError, Settings, load_settings
+from inventory_sync.storage.store import Store, open_store
+
+log = logging.getLogger("inventory_sync.app")
+
+# Connections intake writes on at once (PostgreSQL). More only queue in the server: on a few
+# cores the rate peaks with about this many (docs/performance.md).
+INTAKE_CONNECTIONS = 8
+
+
+async def prepare(settings: Settings, store: Store) -> Keyring:
+    """Make the schema usable where the service may (the embedded SQLite default) and load the
+    credentials it accepts, generating the missing ones."""
+    await store.prepare()
+    return await load_keyring(settings, store)
+
+
+def _declare_intake(app: FastAPI) -> None:
+    """Add the webhook's operation, served by `intake.IntakeEndpoint`, to the OpenAPI
+    document, as FastAPI would have declared it for a route."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["IntakeAnswer"] = intake.IntakeAnswer.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        answer = {"$ref": "#/components/schemas/IntakeAnswer"}
+        schema["paths"] = {intake.PATH: {"post": intake.operation(answer)}, **schema["paths"]}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API. The ERP sync worker runs in a process of its own (`erp_sync.supervisor`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(settings.database_url, pool_size=INTAKE_CONNECTIONS)
+        try:
+            keyring = await prepare(settings, store)
+        except DatabaseUnavailable as error:
+            # Start anyway: /readyz says why, and intake answers 503 until the database is back.
+            log.warning("app.database_unavailable_at_start", extra={"error": str(error)[:200]})
+            keyring = Keyring.from_settings(settings, None, None)
+        app.state.settings = settings
+        app.state.store = store
+        app.state.keyring = keyring
+        app.state.rules = Rules(frozenset(settings.tenants), dict(settings.return_locations))
+        app.state.recent_bodies = RecentBodies()
+        app.state.metrics_collector = DatabaseCollector(store.database)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="newstore-inventory-sync",
+        version=__version__,
+        description="NewStore inventory events in; an append-only ledger and ERP documents out.",
+        lifespan=lifespan,
+    )
+    _declare_intake(app)
+    register_error_handlers(app)
+    # Added last, so outermost: request ids also cover what the intake endpoint answers.
+    app.add_middleware(intake.IntakeEndpoint)
+    app.add_middleware(RequestIdMiddleware)
+    for routes in (events, ledger, sync, reconciliation, health, metrics):
+        app.include_router(routes.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """uvicorn's factory for `inventory-sync serve`: the app of the environment's settings."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        sys.stderr.write(f"configuration error: {error}\n")
+        raise SystemExit(2) from None
+    logs.configure(settings)
+    app = create_app(settings)
+    # What is loaded by now lives as long as the process: keep it out of the cyclic collector,
+    # whose full passes over it stalled every request for about 100 ms.
+    gc.collect()
+    gc.freeze()
+    return app

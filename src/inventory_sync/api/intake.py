@@ -1,0 +1,229 @@
+"""`POST /webhooks/newstore`: the one entry of every NewStore event.
+
+Authenticate, check the media type, read the body within its bound, hand it to the use case
+(`intake.service.receive`, which commits before it returns), answer. An ASGI endpoint of its
+own, placed in front of FastAPI's routing (`IntakeEndpoint`): the webhook is the hot path, and
+for every event routing, the dependency machinery and the inner middleware cost more of the
+process's time than any single step of intake (docs/performance.md). Every other request goes
+on to FastAPI; the request-id middleware still wraps both. The OpenAPI document declares the
+operation (`OPERATION`), so clients and the fuzz tests see it like any route.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel
+from starlette.datastructures import URL
+from starlette.requests import ClientDisconnect
+from starlette.responses import RedirectResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inventory_sync import credentials
+from inventory_sync.api.auth import bearer_token, current_keyring
+from inventory_sync.api.problems import database_unavailable, problem
+from inventory_sync.credentials import Keyring
+from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.intake import service
+from inventory_sync.intake.classify import Status
+from inventory_sync.observability import metrics
+
+log = logging.getLogger("inventory_sync.webhooks")
+PATH = "/webhooks/newstore"
+
+# The normal case is recorded in the inbox and counted in /metrics; a log line per accepted
+# event would be the noisiest and one of the costliest parts of intake. What needs a look is
+# logged at the default level.
+_LOG_LEVELS = {
+    Status.ACCEPTED: logging.DEBUG,
+    Status.DUPLICATE: logging.DEBUG,
+    Status.IGNORED: logging.INFO,
+    Status.QUARANTINED: logging.WARNING,
+}
+
+
+class IntakeAnswer(BaseModel):
+    status: Literal["accepted", "duplicate", "ignored", "quarantined"]
+    event_id: int | None
+    detail: str | None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description}
+
+
+def operation(answer_schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI operation of the webhook; `answer_schema` is `IntakeAnswer`'s reference."""
+    return {
+        "tags": ["webhooks"],
+        "summary": "Receive",
+        "description": "Receive one NewStore Event Stream event.\n\n"
+        "Answers only after the event is committed: `accepted`, `duplicate`, `ignored` or "
+        "`quarantined` (stored with the reason, replayable), all with HTTP 200.",
+        "operationId": "receive_webhooks_newstore_post",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "Stored, with its status.",
+                "content": {"application/json": {"schema": answer_schema}},
+            },
+            "401": _problem("Missing or wrong webhook key."),
+            "413": _problem("Body larger than INVSYNC_MAX_BODY_BYTES."),
+            "415": _problem("Content-Type is not JSON."),
+            "503": _problem("Database unavailable; NewStore will redeliver."),
+        },
+    }
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True  # NewStore always sends JSON; a missing header is not a reason to lose data
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_bounded(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """Read the body, stopping as soon as it passes `limit`, never holding more."""
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def authenticated(authorization: str | None, keyring: Keyring) -> bool:
+    """Whether the `Authorization` header carries one of the webhook keys."""
+    token = bearer_token(authorization)
+    return token is not None and credentials.matches(token, keyring.webhook)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+class IntakeEndpoint:
+    """Serves `POST /webhooks/newstore`; passes everything else on to `app`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = _route_path(scope) if scope["type"] == "http" else None
+        if path == PATH + "/":
+            # As FastAPI's routing does for a route declared without the slash.
+            url = URL(scope=scope)
+            await RedirectResponse(url.replace(path=url.path[:-1]), 307)(scope, receive, send)
+            return
+        if path != PATH:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            refusal = problem(405, "Method Not Allowed", headers={"Allow": "POST"})
+            await refusal(scope, receive, send)
+            return
+        try:
+            await self._answer(scope, receive, send)
+        except ClientDisconnect:
+            return  # nothing was stored, and nobody is listening
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        state = scope["app"].state
+        keyring = state.keyring
+        if not keyring.complete:
+            try:
+                keyring = await current_keyring(state)
+            except DatabaseUnavailable:
+                metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
+                await database_unavailable()(scope, receive, send)
+                return
+        authorization = content_type = declared = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value.decode("latin-1")
+        if not authenticated(authorization, keyring):
+            metrics.WEBHOOK_REJECTED.labels("unauthorized").inc()
+            refusal = problem(
+                401,
+                "missing or invalid webhook key",
+                code="unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await refusal(scope, receive, send)
+            return
+        if not _is_json(content_type):
+            metrics.WEBHOOK_REJECTED.labels("unsupported_media_type").inc()
+            refusal = problem(
+                415,
+                "the body must be JSON (Content-Type: application/json)",
+                code="unsupported_media_type",
+            )
+            await refusal(scope, receive, send)
+            return
+        limit: int = state.settings.max_body_bytes
+        try:
+            body = await _read_bounded(receive, declared, limit)
+        except _TooLarge:
+            metrics.WEBHOOK_REJECTED.labels("too_large").inc()
+            refusal = problem(
+                413,
+                f"body exceeds {limit} bytes",
+                code="too_large",
+                headers={"Connection": "close"},
+            )
+            await refusal(scope, receive, send)
+            return
+        try:
+            outcome = await service.receive(
+                state.store, body, content_type, state.rules, state.recent_bodies
+            )
+        except DatabaseUnavailable as error:
+            log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
+            metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
+            await database_unavailable()(scope, receive, send)
+            return
+        metrics.observe_intake(outcome.status, started, outcome.name)
+        log.log(
+            _LOG_LEVELS[outcome.status],
+            "webhook.received",
+            extra={"status": outcome.status.value, "event_id": outcome.event_id},
+        )
+        answer = orjson.dumps(
+            {"status": outcome.status.value, "event_id": outcome.event_id, "detail": outcome.detail}
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})

@@ -1,0 +1,52 @@
+"""Request ids: one per request, in every log line it causes and in its `X-Request-ID`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# An id from the caller is kept only when it is short and plain, so it cannot forge log lines.
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestIdMiddleware:
+    """Binds `request_id` into every log line of a request and returns it as `X-Request-ID`.
+
+    The caller's `X-Request-ID` (a proxy's, say) is reused when acceptable, else a new one is
+    made. Pure ASGI rather than `BaseHTTPMiddleware`, so streamed answers (CSV export) stay
+    streamed. The contextvars binding also reaches sync routes, which run in worker threads
+    with a copy of the request's context.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _ACCEPTABLE_ID.fullmatch(candidate):
+                    request_id = candidate
+                break
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_id)

@@ -1,0 +1,79 @@
+"""ERP sync ops: `GET /v1/sync/messages`, one message with its attempts, and retry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from inventory_sync.api import pagination
+from inventory_sync.api.auth import AdminAccess, ReadAccess
+from inventory_sync.api.deps import DatabaseDep
+from inventory_sync.api.queryparams import TextQuery
+from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync import outbox
+from inventory_sync.errors import NotFound, ServiceError
+from inventory_sync.views import outbox as outbox_view
+
+router = APIRouter(prefix="/v1/sync", tags=["erp sync"])
+MessageId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class AlreadyDelivered(ServiceError):
+    status_code = 409
+    code = "already_delivered"
+
+
+@router.get("/messages")
+def list_messages(
+    db: DatabaseDep,
+    _role: ReadAccess,
+    status: Literal["pending", "delivered", "dead"] | None = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    tenant: TextQuery = None,
+    location_id: TextQuery = None,
+    limit: pagination.Limit = 100,
+    cursor: pagination.Cursor = None,
+) -> Any:
+    """Outbox messages, one per accepted event, in the order the events were accepted.
+    `attempts` counts the tries that spend the retry budget; tries made while the ERP was
+    down are in the message's `attempt_log` but not counted."""
+    where = outbox_view.MessageFilter(status, type, event_id, tenant, location_id)
+    position = pagination.decode(cursor, (int,))
+    after = int(position[0]) if position else None
+    with db.snapshot() as conn:
+        rows = outbox_view.list_messages(conn, where, limit + 1, after)
+    return pagination.page(rows, limit, lambda row: [row["event_id"]])
+
+
+@router.get("/messages/{message_id}")
+def get_message(db: DatabaseDep, _role: ReadAccess, message_id: MessageId) -> Any:
+    """One message with its document and every delivery attempt (`attempt_log`: time, status
+    code, error, duration, outcome), oldest first."""
+    with db.snapshot() as conn:
+        body = outbox_view.get_message(conn, message_id)
+    if body is None:
+        raise NotFound(f"no sync message {message_id}")
+    return body
+
+
+@router.post("/messages/retry")
+def retry_dead(db: DatabaseDep, _role: AdminAccess) -> Any:
+    """Every `dead` message back to `pending`, attempts reset, due now."""
+    with db.transaction() as conn:
+        return {"retried": outbox.retry_dead(conn, utcnow())}
+
+
+@router.post("/messages/{message_id}/retry")
+def retry_message(db: DatabaseDep, _role: AdminAccess, message_id: MessageId) -> Any:
+    """Deliver one message again now: a `dead` one goes back to `pending` with its attempts
+    reset; a `pending` one is made due at once. A delivered message answers 409."""
+    with db.transaction() as conn:
+        before = outbox.retry(conn, message_id, utcnow())
+        body = outbox_view.get_message(conn, message_id)
+    if before is None or body is None:
+        raise NotFound(f"no sync message {message_id}")
+    if before == outbox.DELIVERED:
+        raise AlreadyDelivered(f"sync message {message_id} is already delivered")
+    return body

@@ -1,0 +1,157 @@
+"""The `inventory-sync` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from inventory_sync.cli import events, reconciliation, sync
+from inventory_sync.cli.common import settings_or_exit
+from inventory_sync.erp_sync import supervisor
+from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.observability import logs
+from inventory_sync.settings import Settings
+from inventory_sync.storage import migrate
+from inventory_sync.storage.store import open_database, open_store
+
+cli = typer.Typer(
+    help="newstore-inventory-sync: NewStore inventory events to ledger and ERP.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_cli = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.command("worker")(sync.worker)
+cli.command("erp-standin")(sync.erp_standin)
+cli.add_typer(sync.sync_cli, name="sync")
+cli.add_typer(events.events_cli, name="events")
+cli.command("status")(reconciliation.status)
+
+_APP = "inventory_sync.api.app:app_factory"
+
+
+def _prepare(settings: Settings) -> None:
+    """The embedded schema and any generated credential, created once, before uvicorn starts
+    its processes, so that they never race to create them."""
+    # Imported here: the other commands start without loading the web framework.
+    from inventory_sync.api.app import prepare
+
+    async def run() -> None:
+        store = await open_store(settings.database_url, pool_size=1)
+        try:
+            await prepare(settings, store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not start the ERP sync worker process.")
+    ] = False,
+) -> None:
+    """Run the API and, unless --no-worker, the ERP sync worker as a child process that is
+    restarted if it dies and stopped with the API."""
+    settings = settings_or_exit()
+    logs.configure(settings)
+    try:
+        _prepare(settings)
+    except DatabaseUnavailable as error:
+        typer.echo(
+            f"warning: database unavailable at start ({error}); serving 503 until it is back",
+            err=True,
+        )
+    typer.echo(
+        f"inventory-sync on http://{host}:{port} (POST /webhooks/newstore, docs at /docs)",
+        err=True,
+    )
+    run_worker = not no_worker and settings.erp_url is not None
+    if not no_worker and not run_worker:
+        typer.echo(
+            "INVSYNC_ERP_URL is not set: no ERP sync worker; messages wait as pending", err=True
+        )
+    if run_worker:
+        # uvicorn re-raises the SIGTERM it shut down on; with the default action the process
+        # would end on the spot and leave stopping the worker to the worker's own watchdog.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": None,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 30,
+    }
+    # The worker gets its request timeout to finish what is in flight, then some room.
+    grace = settings.erp_timeout_seconds + 10
+    with supervisor.running(grace) if run_worker else contextlib.nullcontext() as worker:
+        if workers > 1:
+            # uvicorn's process manager: the worker is stopped once the API processes are.
+            uvicorn.run(_APP, **options)
+            return
+        server = _Server(uvicorn.Config(_APP, **options), worker.begin_stop if worker else None)
+        server.run()
+        if not server.started:
+            sys.exit(3)
+
+
+class _Server(uvicorn.Server):
+    """Tells the worker process to stop as soon as the API begins to shut down, so that both
+    drain at the same time within the platform's stop timeout."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._on_exit is not None:
+            self._on_exit()
+        super().handle_exit(sig, frame)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db:
+        migrate.upgrade(db, revision)
+        with db.snapshot() as conn:
+            typer.echo(f"schema at {migrate.current(conn)}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the schema revision and whether it is at head (exit 1 when behind)."""
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
+        found = migrate.current(conn)
+    head = migrate.head()
+    typer.echo(f"current: {found or 'none'}\nhead:    {head}")
+    if found != head:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        cli()
+    except DatabaseUnavailable as error:
+        typer.echo(f"database unavailable: {error}", err=True)
+        sys.exit(3)

@@ -1,0 +1,150 @@
+"""Command-line verbs of the ERP sync: `worker`, `sync list|retry|status`, `erp-standin`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inventory_sync.cli.common import settings_or_exit
+from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync import client, outbox, standin
+from inventory_sync.erp_sync import worker as erp_worker
+from inventory_sync.observability import logs
+from inventory_sync.storage.store import open_database
+from inventory_sync.views import outbox as outbox_view
+
+sync_cli = typer.Typer(help="The outbox of ERP documents.", no_args_is_help=True)
+
+
+def worker() -> None:
+    """Run the ERP sync worker until SIGTERM or SIGINT.
+
+    On a signal it stops claiming, lets in-flight deliveries finish (bounded by the request
+    timeout) and releases whatever is still unfinished.
+    """
+    settings = settings_or_exit()
+    logs.configure(settings)
+    if settings.erp_signing_secret is not None:
+        try:
+            client.signer(settings.erp_signing_secret.get_secret_value())
+        except ValueError as error:
+            typer.echo(f"configuration error: {error}", err=True)
+            raise typer.Exit(2) from None
+    if settings.erp_url is None:
+        typer.echo("INVSYNC_ERP_URL is not set: messages wait as pending", err=True)
+    erp_worker.run_until_signalled(settings)
+
+
+@sync_cli.command("list")
+def list_messages(
+    status: Annotated[
+        str | None, typer.Option(help="pending, delivered or dead.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Show outbox messages, oldest event first."""
+    if status not in (None, outbox.PENDING, outbox.DELIVERED, outbox.DEAD):
+        raise typer.BadParameter("expected pending, delivered or dead", param_hint="--status")
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db:
+        with db.snapshot() as conn:
+            rows = outbox_view.list_messages(
+                conn, outbox_view.MessageFilter(status=status), limit, None
+            )
+    columns = ("id", "type", "status", "attempts", "next attempt", "last error")
+    cells = [
+        (
+            row["id"],
+            row["type"],
+            row["status"],
+            str(row["attempts"]),
+            row["next_attempt_at"] or "-",
+            (row["last_error"] or "-").replace("\n", " ")[:120],
+        )
+        for row in rows
+    ]
+    console = Console()
+    if not console.is_terminal:
+        # Piped: one tab-separated line per message, for grep and scripts.
+        for line in (columns, *cells):
+            typer.echo("\t".join(line))
+        return
+    table = Table()
+    for name in columns:
+        # The id in full, never wrapped: it is what `sync retry` takes.
+        table.add_column(name, no_wrap=name in ("id", "status", "attempts"))
+    for line in cells:
+        table.add_row(*line)
+    console.print(table)
+
+
+@sync_cli.command("retry")
+def retry(
+    message_id: Annotated[str | None, typer.Argument(show_default=False)] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Retry every dead message.")] = False,
+) -> None:
+    """Deliver MESSAGE_ID again now, or every dead message with --all-dead."""
+    if (message_id is None) == (not all_dead):
+        raise typer.BadParameter("give either a MESSAGE_ID or --all-dead")
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db:
+        with db.transaction() as conn:
+            if all_dead:
+                typer.echo(f"{outbox.retry_dead(conn, utcnow())} dead message(s) back to pending")
+                return
+            assert message_id is not None
+            before = outbox.retry(conn, message_id, utcnow())
+    if before is None:
+        typer.echo(f"no sync message {message_id}", err=True)
+        raise typer.Exit(1)
+    if before == outbox.DELIVERED:
+        typer.echo(f"{message_id} is already delivered", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{message_id}: {before} -> pending, due now")
+
+
+@sync_cli.command("status")
+def status() -> None:
+    """Pending, delivered and dead counts, and the age of the oldest pending message."""
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db:
+        with db.snapshot() as conn:
+            backlog = outbox_view.backlog(conn)
+    age = backlog["oldest_pending_age_seconds"]
+    typer.echo(
+        f"pending {backlog['pending']}  delivered {backlog['delivered']}  dead {backlog['dead']}"
+        f"  oldest pending {'-' if age is None else f'{age:.0f}s'}"
+    )
+
+
+def erp_standin(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 9000,
+    secret: Annotated[
+        str | None,
+        typer.Option(help="Standard Webhooks secret (whsec_...) to verify signatures."),
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of requests to fail.")
+    ] = 0.0,
+    fail_status: Annotated[int, typer.Option(min=100, max=599, help="Status of a failure.")] = 503,
+    fail_first: Annotated[int, typer.Option(min=0, help="Fail the first N requests.")] = 0,
+) -> None:
+    """A local ERP for demos: prints each document it receives, one per line."""
+    if secret is not None and not secret.startswith("whsec_"):
+        raise typer.BadParameter("expected a secret starting with whsec_", param_hint="--secret")
+    behaviour = standin.Behaviour(
+        secret=secret, fail_rate=fail_rate, fail_status=fail_status, fail_first=fail_first
+    )
+    server = standin.serve(host, port, behaviour)
+    signed = "verifying signatures" if secret else "not verifying signatures"
+    typer.echo(f"ERP stand-in on http://{host}:{server.server_port}/ ({signed})", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

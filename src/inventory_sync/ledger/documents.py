@@ -1,0 +1,127 @@
+"""The ERP document of one accepted event (PRODUCT.md section 7).
+
+Built once, when the event is accepted, and stored with it in the outbox: the worker sends the
+stored text as it is, so a document never changes once its event is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pydantic_core
+
+from inventory_sync.clock import iso
+from inventory_sync.ledger.effects import MAIN, Effect
+
+# Fixed forever: changing it would change every message id and defeat the ERP's dedupe.
+_NAMESPACE = uuid.UUID("5b0e7c1a-3f5d-4c2e-9a8b-6d1f0e2c4b7a")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The NewStore event an effect comes from: its dedupe key and envelope."""
+
+    tenant: str
+    name: str
+    payload_id: str
+    chunk_number: int
+    total_chunks: int | None
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An outbox message: its stable id, its type and its JSON text."""
+
+    message_id: str
+    type: str
+    body: str
+
+
+def message_id(tenant: str, name: str, payload_id: str, chunk_number: int) -> str:
+    """Stable id from the dedupe key: a redelivered or replayed event gets the same id."""
+    key = json.dumps([tenant, name, payload_id, chunk_number], ensure_ascii=False)
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+def _lines(effect: Effect) -> list[dict[str, Any]]:
+    """One line per movement; an ASN, which moves nothing yet, has one per shipped line."""
+    if effect.shipment is not None:
+        s = effect.shipment
+        return [
+            _with_identifiers(
+                {"product_id": p, "stock_location": MAIN, "quantity_delta": 0},
+                ids,
+                quantity_shipped=q,
+            )
+            for p, q, ids in zip(s.product_id, s.quantity, s.external_identifiers, strict=True)
+        ]
+    m = effect.movements
+    if m is None:
+        return []
+    if effect.counts is not None:
+        c = effect.counts
+        return [
+            {
+                "product_id": p,
+                "stock_location": where,
+                "quantity_delta": delta,
+                "counted": counted,
+                "stock_on_hand": on_record,
+            }
+            for p, where, delta, counted, on_record in zip(
+                m.product_id, m.stock_location, m.quantity, c.counted, c.stock_on_hand, strict=True
+            )
+        ]
+    lines = [
+        {"product_id": p, "stock_location": where, "quantity_delta": delta}
+        for p, where, delta in zip(m.product_id, m.stock_location, m.quantity, strict=True)
+    ]
+    if m.external_identifiers is not None:
+        for line, ids in zip(lines, m.external_identifiers, strict=True):
+            if ids is not None:
+                line["external_identifiers"] = ids
+    return lines
+
+
+def _with_identifiers(
+    line: dict[str, Any], identifiers: dict[str, Any] | None, **more: Any
+) -> dict[str, Any]:
+    if identifiers is not None:
+        line["external_identifiers"] = identifiers
+    line.update(more)
+    return line
+
+
+def build(source: Source, effect: Effect) -> Document:
+    """The document the ERP receives for `effect`."""
+    message = message_id(source.tenant, source.name, source.payload_id, source.chunk_number)
+    document: dict[str, Any] = {
+        "id": message,
+        "type": effect.document_type.value,
+        "tenant": source.tenant,
+        "location_id": effect.location_id,
+        "occurred_at": iso(effect.occurred_at),
+        "source": {
+            "event_name": source.name,
+            "event_id": source.payload_id,
+            "chunk_number": source.chunk_number,
+            "total_chunks": source.total_chunks,
+            "published_at": iso(source.published_at),
+        },
+        "references": effect.references,
+        "lines": _lines(effect),
+    }
+    try:
+        # Compact UTF-8 JSON, as json.dumps(ensure_ascii=False, separators=(",", ":")) writes
+        # it, at a quarter of the cost of pydantic's encoder; once per accepted event.
+        text = orjson.dumps(document).decode()
+    except orjson.JSONEncodeError:
+        # orjson refuses integers beyond 64 bits, which external identifiers may hold.
+        text = pydantic_core.to_json(document).decode()
+    return Document(message, effect.document_type.value, text)

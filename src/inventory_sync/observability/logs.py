@@ -1,0 +1,43 @@
+"""Structured logs: one JSON object per line (or readable lines on a terminal).
+
+Log calls use stable dotted event names as the message (`webhook.received`) and pass fields
+with `extra=`; secrets are never passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from inventory_sync.settings import Settings
+
+
+def configure(settings: Settings) -> None:
+    fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    # Access logs would repeat what `webhook.received` says, with less.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,142 @@
+"""Prometheus metrics. Labels carry only bounded values: never secrets, ids or tenant input.
+
+Two sources, on purpose:
+
+- counters and the latency histogram of this process (webhook outcomes), which only this
+  process can know;
+- figures read from the database at scrape time (`DatabaseCollector`): stored events, ledger
+  movements, the outbox backlog and delivery outcomes. They are global, so several API processes
+  and workers report the same truth, and they survive restarts. Ledger rows and delivery
+  attempts are append-only, so their row counts are true counters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Connection
+
+from inventory_sync.errors import DatabaseUnavailable, InputRefused
+from inventory_sync.newstore.payloads import HANDLED
+from inventory_sync.storage.database import Database
+from inventory_sync.views import events as events_view
+from inventory_sync.views import ledger as ledger_view
+from inventory_sync.views import outbox as outbox_view
+
+log = logging.getLogger("inventory_sync.metrics")
+
+WEBHOOK_EVENTS = Counter("invsync_webhook_events_total", "Webhook events by outcome.", ["status"])
+WEBHOOK_EVENTS_BY_NAME = Counter(
+    "invsync_events_total",
+    "Webhook answers of this process by handled event name and status.",
+    ["name", "status"],
+)
+WEBHOOK_REJECTED = Counter(
+    "invsync_webhook_rejected_total", "Webhook requests refused before storage.", ["reason"]
+)
+WEBHOOK_LATENCY = Histogram(
+    "invsync_webhook_seconds",
+    "Webhook latency from request to committed answer.",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# Several scrapers (or a fast one) must not turn /metrics into a database load.
+CACHE_SECONDS = 5.0
+
+
+def event_label(name: str | None) -> str:
+    return name if name in HANDLED else "other"
+
+
+@functools.cache
+def _intake_counters(label: str, status: str) -> tuple[Counter, Counter]:
+    # Resolving labelled children takes a lock and two lookups; there are a few dozen pairs.
+    return WEBHOOK_EVENTS.labels(status), WEBHOOK_EVENTS_BY_NAME.labels(label, status)
+
+
+def observe_intake(status: str, started: float, name: str | None = None) -> None:
+    by_status, by_name = _intake_counters(event_label(name), status)
+    by_status.inc()
+    by_name.inc()
+    WEBHOOK_LATENCY.observe(time.perf_counter() - started)
+
+
+def _database_metrics(conn: Connection) -> list[Metric]:
+    stored = GaugeMetricFamily(
+        "invsync_stored_events",
+        "Events in the inbox by handled name and status (all processes).",
+        labels=["name", "status"],
+    )
+    for name, status, number in events_view.count_by_name_and_status(conn, HANDLED):
+        stored.add_metric([name, status], number)
+
+    movements = CounterMetricFamily(
+        "invsync_ledger_movements", "Ledger movements recorded, by kind.", labels=["kind"]
+    )
+    for kind, number in ledger_view.count_by_kind(conn).items():
+        movements.add_metric([kind], number)
+
+    backlog = outbox_view.backlog(conn)
+    messages = GaugeMetricFamily(
+        "invsync_outbox_messages", "ERP outbox messages by status.", labels=["status"]
+    )
+    for status in ("pending", "delivered", "dead"):
+        messages.add_metric([status], backlog[status])
+    oldest = GaugeMetricFamily(
+        "invsync_outbox_oldest_pending_age_seconds",
+        "Age of the oldest pending ERP message; 0 when none is pending.",
+    )
+    oldest.add_metric([], backlog["oldest_pending_age_seconds"] or 0.0)
+
+    deliveries = CounterMetricFamily(
+        "invsync_erp_deliveries",
+        "ERP delivery attempts by outcome (delivered, retry, dead).",
+        labels=["outcome"],
+    )
+    for outcome, number in outbox_view.attempts_by_outcome(conn).items():
+        deliveries.add_metric([outcome], number)
+    return [stored, movements, messages, oldest, deliveries]
+
+
+class DatabaseCollector(Collector):
+    """Reads the database figures at scrape time, at most once per `CACHE_SECONDS`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._cached: list[Metric] = []
+        self._cached_at = float("-inf")
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("invsync_database_up", "1 when the last scrape read the database.")
+        with self._lock:
+            if time.monotonic() - self._cached_at >= CACHE_SECONDS:
+                try:
+                    with self.db.snapshot() as conn:
+                        self._cached = _database_metrics(conn)
+                    self._cached_at = time.monotonic()
+                except (DatabaseUnavailable, InputRefused) as error:
+                    # Away, or a schema not yet migrated: the process metrics still matter most
+                    # then, and a scrape must never fail.
+                    log.warning("metrics.database_unreadable", extra={"error": str(error)[:200]})
+                    self._cached, self._cached_at = [], float("-inf")
+            metrics = list(self._cached)
+        up.add_metric([], 1.0 if metrics else 0.0)
+        yield up
+        yield from metrics
+
+
+def exposition(collector: DatabaseCollector) -> tuple[bytes, str]:
+    """This process's metrics and the database's, in Prometheus' text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return _generate_latest(REGISTRY) + _generate_latest(registry), CONTENT_TYPE_LATEST

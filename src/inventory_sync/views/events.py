@@ -1,0 +1,113 @@
+"""Stored events: listings with filters and keyset pagination, one event with what it caused."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.engine import Connection
+
+from inventory_sync.clock import iso
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.filters import narrow
+from inventory_sync.storage.tables import inbound_event
+
+e = inbound_event
+SUMMARY = [c for c in e.c if c.name not in ("raw_body", "slot", "content_hash")]
+# Ids are read in pages so a large backlog never sits in memory.
+BATCH = 500
+
+
+def event_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "tenant": row.tenant,
+        "name": row.name,
+        "status": row.status,
+        "error": row.error,
+        "received_at": iso(row.received_at),
+        "payload_id": row.payload_id,
+        "chunk_number": row.chunk_number,
+        "total_chunks": row.total_chunks,
+        "location_id": row.location_id,
+        "occurred_at": iso(row.occurred_at),
+        "published_at": iso(row.published_at),
+        "processed_at": iso(row.processed_at),
+        "replayed_at": iso(row.replayed_at),
+        "content_type": row.content_type,
+    }
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    status: str | None = None
+    name: str | None = None
+    tenant: str | None = None
+    location_id: str | None = None
+    payload_id: str | None = None
+    since: datetime | None = None
+    """On `received_at`, inclusive."""
+    until: datetime | None = None
+    """On `received_at`, exclusive."""
+
+
+def _filtered(columns: list[Any], where: EventFilter) -> Any:
+    return narrow(
+        select(*columns).order_by(e.c.id),
+        [
+            (e.c.status, where.status),
+            (e.c.name, where.name),
+            (e.c.tenant, where.tenant),
+            (e.c.location_id, where.location_id),
+            (e.c.payload_id, where.payload_id),
+        ],
+        period=e.c.received_at,
+        since=where.since,
+        until=where.until,
+    )
+
+
+def list_events(
+    conn: Connection, where: EventFilter, limit: int, after: int | None
+) -> list[dict[str, Any]]:
+    """Events in arrival order, after the id `after`."""
+    query = _filtered(SUMMARY, where).limit(limit)
+    if after is not None:
+        query = query.where(e.c.id > after)
+    return [event_json(row) for row in conn.execute(query)]
+
+
+def get_event(conn: Connection, event_id: int) -> Any:
+    """The whole stored row, raw body included, or None."""
+    return conn.execute(select(e).where(e.c.id == event_id)).one_or_none()
+
+
+def event_ids(db: Database, where: EventFilter) -> Iterator[int]:
+    """Ids of matching events in arrival order, read in pages, each in a snapshot of its own."""
+    after = 0
+    while True:
+        query = _filtered([e.c.id], where).where(e.c.id > after).limit(BATCH)
+        with db.snapshot() as conn:
+            ids = list(conn.execute(query).scalars())
+        yield from ids
+        if len(ids) < BATCH:
+            return
+        after = ids[-1]
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(e.c.status, func.count()).group_by(e.c.status).order_by(e.c.status))
+    return {status: int(number) for status, number in rows}
+
+
+def count_by_name_and_status(
+    conn: Connection, names: Collection[str]
+) -> list[tuple[str, str, int]]:
+    """(name, status, events), with every name outside `names` counted as `other`: labels stay
+    bounded whatever NewStore sends."""
+    name = case((e.c.name.in_(sorted(names)), e.c.name), else_=literal("other")).label("name")
+    rows = conn.execute(select(name, e.c.status, func.count()).group_by(name, e.c.status))
+    return [(row[0], row[1], int(row[2])) for row in rows]

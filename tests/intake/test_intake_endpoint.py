@@ -1,0 +1,75 @@
+"""`POST /webhooks/newstore` is answered in front of FastAPI's routing (`IntakeEndpoint`); every
+other request is FastAPI's, and the OpenAPI document declares the webhook like a route."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from inventory_sync.api.app import create_app
+from inventory_sync.settings import Settings
+from tests import factories as f
+
+URL = "/webhooks/newstore"
+
+
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of the requests FastAPI's routes handle from now on."""
+    seen: list[str] = []
+    handle = APIRoute.handle
+
+    async def recording(self: APIRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["path"])
+        await handle(self, scope, receive, send)
+
+    monkeypatch.setattr(APIRoute, "handle", recording)
+    return seen
+
+
+def test_the_webhook_is_answered_before_fastapi_routing(
+    client: TestClient, routed: list[str]
+) -> None:
+    response = client.post(
+        URL, content=json.dumps(f.received(("A", 2))), headers=f.webhook_headers()
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    assert response.headers["x-request-id"]
+    refused = client.post(URL, content="{}", headers=f.webhook_headers("wrong"))
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert routed == []
+
+    assert [m["quantity"] for m in f.ledger(client)] == [2]
+    assert routed == ["/v1/ledger"]  # the probe sees what FastAPI serves
+
+
+def test_other_methods_and_paths_are_fastapis(client: TestClient) -> None:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    assert "post" in app.openapi()["paths"][URL]
+
+    response = client.get(URL, headers=f.webhook_headers())
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"]
+    # A trailing slash is FastAPI's to redirect, not the webhook's to answer.
+    slash = client.post(
+        URL + "/", content="{}", headers=f.webhook_headers(), follow_redirects=False
+    )
+    assert slash.status_code == 307
+
+
+def test_a_root_path_is_honoured(settings: Settings) -> None:
+    with TestClient(create_app(settings), root_path="/sync") as client:
+        answer = client.post(
+            "/sync" + URL, content=json.dumps(f.received(("A", 1))), headers=f.webhook_headers()
+        )
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "accepted"
