@@ -681,9 +681,9 @@ SELECT 'prefill:' || g, 'acme', 'inventory_transaction.items_received', 'prefill
     now() - g * interval '1 second', now(), convert_to('{}', 'UTF8'), 'application/json',
     now(), now()
 FROM generate_series(1, %(events)s) AS g;
-INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
+INSERT INTO ledger_movement (id, event_id, tenant, location_id, stock_location, product_id,
     quantity, kind, occurred_at, recorded_at, line_number, leg, "references")
-SELECT e.id, 'acme', e.location_id, 'main',
+SELECT e.id * 2097152 + 2 * l, e.id, 'acme', e.location_id, 'main',
     'SKU-' || lpad(((e.id * 50 + l) %% 20000)::text, 6, '0'), (l %% 7) + 1, 'receipt',
     e.occurred_at, now(), l, 0, '{}'::json
 FROM inbound_event e CROSS JOIN generate_series(1, 50) AS l

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, inspect, select
 
+from inventory_sync.ledger.effects import movement_id
 from inventory_sync.storage import migrate
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.store import open_database
@@ -101,6 +102,23 @@ class TestMigrations:
         assert _counts(empty_db) == before
         assert differences(empty_db) == []
 
+    def test_ledger_ids_become_the_movements_places(self, empty_db: Database) -> None:
+        command.upgrade(migrate.config(empty_db), "4dd283ddba95")
+        with empty_db.transaction() as conn:
+            conn.execute(insert(metadata.tables["inbound_event"]), _one_row_each()[0][1])
+            for line, leg in ((1, 0), (2, 0), (2, 1)):
+                # No id: drawn from the sequence, as before.
+                conn.exec_driver_sql(
+                    "INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, "
+                    "product_id, quantity, kind, occurred_at, recorded_at, line_number, leg, "
+                    "\"references\") VALUES (1, 'acme', 'L', 'main', 'P', 1, 'receipt', "
+                    f"'2024-05-14 09:32:00', '2024-05-14 09:32:00', {line}, {leg}, '{{}}')"
+                )
+        migrate.upgrade(empty_db)
+        with empty_db.snapshot() as conn:
+            ids = conn.exec_driver_sql("SELECT id FROM ledger_movement ORDER BY id").scalars()
+            assert list(ids) == [movement_id(1, 1, 0), movement_id(1, 2, 0), movement_id(1, 2, 1)]
+
 
 def _counts(db: Database) -> dict[str, int]:
     with db.snapshot() as conn:
@@ -138,6 +156,7 @@ def _one_row_each() -> list[tuple[str, dict[str, object]]]:
         (
             "ledger_movement",
             {
+                "id": movement_id(1, 1, 0),
                 "event_id": 1,
                 **position,
                 "quantity": 1,

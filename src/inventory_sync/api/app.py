@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from inventory_sync import __version__
 from inventory_sync.api import intake
@@ -60,6 +61,22 @@ def _declare_intake(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class Service(FastAPI):
+    """The API: FastAPI, except that the webhook is answered before FastAPI's middleware and
+    routing (`api.intake`), wrapped only by the request id."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._intake = RequestIdMiddleware(intake.IntakeEndpoint())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if intake.serves(scope):
+            scope["app"] = self
+            await self._intake(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the API. The ERP sync worker runs in a process of its own (`erp_sync.supervisor`)."""
 
@@ -83,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await store.close()
 
-    app = FastAPI(
+    app = Service(
         title="newstore-inventory-sync",
         version=__version__,
         description="NewStore inventory events in; an append-only ledger and ERP documents out.",
@@ -91,8 +108,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     _declare_intake(app)
     register_error_handlers(app)
-    # Added last, so outermost: request ids also cover what the intake endpoint answers.
-    app.add_middleware(intake.IntakeEndpoint)
     app.add_middleware(RequestIdMiddleware)
     for routes in (events, ledger, sync, reconciliation, health, metrics):
         app.include_router(routes.router)

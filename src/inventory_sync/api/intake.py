@@ -2,11 +2,11 @@
 
 Authenticate, check the media type, read the body within its bound, hand it to the use case
 (`intake.service.receive`, which commits before it returns), answer. An ASGI endpoint of its
-own, placed in front of FastAPI's routing (`IntakeEndpoint`): the webhook is the hot path, and
-for every event routing, the dependency machinery and the inner middleware cost more of the
-process's time than any single step of intake (docs/performance.md). Every other request goes
-on to FastAPI; the request-id middleware still wraps both. The OpenAPI document declares the
-operation (`OPERATION`), so clients and the fuzz tests see it like any route.
+own, which the app calls before FastAPI's middleware and routing (`api.app.Service`): the
+webhook is the hot path, and for every event those layers cost more of the process's time than
+any single step of intake (docs/performance.md). The request-id middleware wraps it as it
+wraps every route. The OpenAPI document declares the operation (`operation()`), so clients and
+the fuzz tests see it like any route.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.responses import RedirectResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from inventory_sync import credentials
 from inventory_sync.api.auth import bearer_token, current_keyring
@@ -127,21 +127,19 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-class IntakeEndpoint:
-    """Serves `POST /webhooks/newstore`; passes everything else on to `app`."""
+def serves(scope: Scope) -> bool:
+    """Whether `IntakeEndpoint` answers this request."""
+    return scope["type"] == "http" and _route_path(scope).rstrip("/") == PATH
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+
+class IntakeEndpoint:
+    """Serves every request for `/webhooks/newstore`: POST is the webhook."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = _route_path(scope) if scope["type"] == "http" else None
-        if path == PATH + "/":
-            # As FastAPI's routing does for a route declared without the slash.
+        if _route_path(scope) != PATH:
+            # As FastAPI's routing does for a route declared without the trailing slash.
             url = URL(scope=scope)
             await RedirectResponse(url.replace(path=url.path[:-1]), 307)(scope, receive, send)
-            return
-        if path != PATH:
-            await self.app(scope, receive, send)
             return
         if scope["method"] != "POST":
             refusal = problem(405, "Method Not Allowed", headers={"Allow": "POST"})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inventory_sync.observability.logs import REQUEST_ID
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from the caller is kept only when it is short and plain, so it cannot forge log lines.
@@ -18,8 +19,8 @@ class RequestIdMiddleware:
 
     The caller's `X-Request-ID` (a proxy's, say) is reused when acceptable, else a new one is
     made. Pure ASGI rather than `BaseHTTPMiddleware`, so streamed answers (CSV export) stay
-    streamed. The contextvars binding also reaches sync routes, which run in worker threads
-    with a copy of the request's context.
+    streamed. The context variable also reaches sync routes, which run in worker threads with a
+    copy of the request's context.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -37,7 +38,7 @@ class RequestIdMiddleware:
                     request_id = candidate
                 break
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = secrets.token_hex(16)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -48,5 +49,8 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        token = REQUEST_ID.set(request_id)
+        try:
             await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)

@@ -8,7 +8,6 @@ write (`storage.store.Store.record_event`).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,6 +15,7 @@ from enum import StrEnum
 
 from inventory_sync.ledger import documents, effects
 from inventory_sync.newstore import validation
+from inventory_sync.newstore.payloads import HandledEvent
 from inventory_sync.storage.store import EventRow, Verdict, Write
 
 
@@ -93,7 +93,7 @@ def sha256(data: bytes | str) -> str:
 def primary_slot(key: validation.Key) -> str:
     """The slot of the first content stored under a dedupe key: its hash, so the index stays
     small whatever the ids look like."""
-    return sha256(json.dumps(key, ensure_ascii=False))
+    return sha256(validation.key_text(key))
 
 
 def raw_slot(content_hash: str) -> str:
@@ -130,31 +130,44 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
     event = read.event
     payload = event.payload
     key = (event.tenant, event.name, payload.id, payload.chunk_number)
-    verdict = Classified(
-        Status.QUARANTINED,
+    error = None
+    if rules.tenants and event.tenant not in rules.tenants:
+        error = f"tenant {event.tenant!r} is not in INVSYNC_TENANTS"
+    elif payload.total_chunks is not None and payload.chunk_number > payload.total_chunks:
+        error = (
+            f"payload.chunk_number: {payload.chunk_number} is above "
+            f"total_chunks {payload.total_chunks}"
+        )
+    write = None
+    if error is None:
+        try:
+            write = _accepted(event, rules)
+        except effects.Unprocessable as unprocessable:
+            error = str(unprocessable)
+    effect = write.effect if write is not None else None
+    return Classified(
+        Status.QUARANTINED if write is None else Status.ACCEPTED,
         content_hash,
+        error=error,
         key=key,
         slot=primary_slot(key),
         tenant=event.tenant,
         name=event.name,
         published_at=event.published_at,
         total_chunks=payload.total_chunks,
+        location_id=effect.location_id if effect is not None else None,
+        occurred_at=effect.occurred_at if effect is not None else None,
         # Reconciliation matches receipts to ASNs by these.
         asn_id=getattr(payload, "asn_id", None),
         shipment_ref=getattr(payload, "shipment_ref", None),
+        write=write,
     )
-    if rules.tenants and event.tenant not in rules.tenants:
-        return _off_tenant(verdict, event.tenant)
-    if payload.total_chunks is not None and payload.chunk_number > payload.total_chunks:
-        return replace(
-            verdict,
-            error=f"payload.chunk_number: {payload.chunk_number} is above "
-            f"total_chunks {payload.total_chunks}",
-        )
-    try:
-        effect = effects.translate(event, rules.return_locations)
-    except effects.Unprocessable as error:
-        return replace(verdict, error=str(error))
+
+
+def _accepted(event: HandledEvent, rules: Rules) -> Write:
+    """The effect and ERP document of a valid handled event (or `Unprocessable`)."""
+    effect = effects.translate(event, rules.return_locations)
+    payload = event.payload
     source = documents.Source(
         event.tenant,
         event.name,
@@ -163,13 +176,7 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
         payload.total_chunks,
         event.published_at,
     )
-    return replace(
-        verdict,
-        status=Status.ACCEPTED,
-        location_id=effect.location_id,
-        occurred_at=effect.occurred_at,
-        write=Write(source, effect, documents.build(source, effect)),
-    )
+    return Write(source, effect, documents.build(source, effect))
 
 
 def _refused(read: validation.Refused, content_hash: str) -> Classified:

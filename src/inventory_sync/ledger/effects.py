@@ -22,6 +22,27 @@ from inventory_sync.newstore import payloads
 
 MAIN = "main"
 
+# A movement's id is its place in the ledger: its event's id, then its line, then its leg
+# (`movement_id`). So the movements of an event are one range of the primary key, found
+# without an index of their own, and ids need no sequence.
+_LINE_BITS = 20
+MAX_LINES = 2**_LINE_BITS - 1
+"""Lines an event may have: `movement_id` keeps 20 bits for the line and 1 for the leg. Ids
+stay below 2**53, exact in every JSON reader, for the first 2**32 events."""
+
+
+def movement_id(event_id: int, line_number: int, leg: int) -> int:
+    return (event_id << (_LINE_BITS + 1)) | (line_number << 1) | leg
+
+
+def movement_ids(event_id: int) -> tuple[int, int]:
+    """The first and last movement id an event may have."""
+    return movement_id(event_id, 0, 0), movement_id(event_id + 1, 0, 0) - 1
+
+
+SPAN = movement_id(1, 0, 0)
+"""`movement_id(e, l, g)` is `e * SPAN + 2 * l + g`: how queries express an event's range."""
+
 
 class Kind(StrEnum):
     """Kinds of ledger movement."""
@@ -155,9 +176,8 @@ def _occurred(value: datetime | None, published_at: datetime | None, name: str) 
 
 
 def _identifiers(items: list[Any]) -> list[Identifiers] | None:
-    if all(item.external_identifiers is None for item in items):
-        return None
-    return [item.external_identifiers for item in items]
+    identifiers = [item.external_identifiers for item in items]
+    return None if identifiers.count(None) == len(identifiers) else identifiers
 
 
 def _line_references(
@@ -191,6 +211,11 @@ def _one_leg(
 
 def translate(event: payloads.HandledEvent, return_locations: Mapping[str, str]) -> Effect:
     """The ledger effect of one validated event (one chunk)."""
+    if len(event.payload.items) > MAX_LINES:
+        raise Unprocessable(
+            f"payload.items: {len(event.payload.items)} lines, more than the {MAX_LINES} "
+            "one event may have; NewStore sends larger transactions in chunks"
+        )
     published_at = event.published_at
     match event.payload:
         case payloads.ItemsReceived() as payload:

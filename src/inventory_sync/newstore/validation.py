@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -31,6 +32,14 @@ from inventory_sync.newstore.payloads import (
 
 Key = tuple[str, str, str, int]
 """The dedupe key: (tenant, name, payload.id, chunk_number)."""
+
+
+def key_text(key: Key) -> str:
+    """The key as `json.dumps(list(key), ensure_ascii=False)` writes it, which inbox slots and
+    ERP message ids are hashes of (so it never changes), built without the encoder's overhead."""
+    tenant, name, payload_id, chunk = key
+    parts = (encode_basestring(tenant), encode_basestring(name), encode_basestring(payload_id))
+    return f"[{parts[0]}, {parts[1]}, {parts[2]}, {chunk}]"
 
 
 @dataclass(frozen=True, slots=True)

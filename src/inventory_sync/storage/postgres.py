@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from inventory_sync.clock import utcnow
 from inventory_sync.credentials import Generated, digest
 from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.ledger.effects import SPAN
 from inventory_sync.storage import migrate
 from inventory_sync.storage.database import Database, error_for
 from inventory_sync.storage.store import (
@@ -129,34 +130,35 @@ _UPDATE = (
 )
 
 _MOVEMENTS = """mv AS (
-    INSERT INTO ledger_movement (event_id, tenant, location_id, stock_location, product_id,
+    INSERT INTO ledger_movement (id, event_id, tenant, location_id, stock_location, product_id,
         quantity, kind, occurred_at, recorded_at, line_number, leg, "references")
-    SELECT ev.id, {tenant}::text, {location_id}::text, t.s, t.p, t.q, {kind}::text,
-        {occurred_at}::timestamptz, {recorded_at}::timestamptz, t.n, COALESCE(t.g, 0),
-        COALESCE(t.r, {references}::json)
+    SELECT ev.id * {span}::bigint + 2 * COALESCE(t.n, t.i) + COALESCE(t.g, 0), ev.id,
+        {tenant}::text, {location_id}::text, COALESCE(t.s, {stock_location}::text), t.p, t.q,
+        {kind}::text, {occurred_at}::timestamptz, {recorded_at}::timestamptz,
+        COALESCE(t.n, t.i), COALESCE(t.g, 0), COALESCE(t.r, {references}::json)
     FROM ev CROSS JOIN unnest({m_locations}::text[], {m_products}::text[], {m_quantities}::bigint[],
         {m_lines}::integer[], {m_legs}::smallint[], {m_references}::json[])
         WITH ORDINALITY AS t (s, p, q, n, g, r, i)
-    ORDER BY t.i
 )"""
 _COUNTS = """co AS (
     INSERT INTO count_observation (event_id, tenant, count_id, chunk_number, line_number,
         location_id, stock_location, product_id, counted, stock_on_hand, counted_at)
-    SELECT ev.id, {tenant}::text, {payload_id}::text, {chunk_number}::integer, t.n,
-        {location_id}::text, t.s, t.p, t.c, t.h, {occurred_at}::timestamptz
+    SELECT ev.id, {tenant}::text, {payload_id}::text, {chunk_number}::integer, t.i,
+        {location_id}::text, COALESCE(t.s, {c_location}::text), t.p, t.c, t.h,
+        {occurred_at}::timestamptz
     FROM ev CROSS JOIN unnest({c_locations}::text[], {c_products}::text[], {c_counted}::bigint[],
-        {c_on_record}::bigint[], {c_lines}::integer[]) WITH ORDINALITY AS t (s, p, c, h, n, i)
+        {c_on_record}::bigint[]) WITH ORDINALITY AS t (s, p, c, h, i)
     ORDER BY t.i
 )"""
 _SHIPMENT = """sl AS (
     INSERT INTO shipment_line (event_id, tenant, asn_id, chunk_number, line_number,
         origin_location_id, destination_location_id, transfer_order_ref, shipment_ref,
         product_id, quantity, shipped_at)
-    SELECT ev.id, {tenant}::text, {payload_id}::text, {chunk_number}::integer, t.n,
+    SELECT ev.id, {tenant}::text, {payload_id}::text, {chunk_number}::integer, t.i,
         {location_id}::text, {destination}::text, {transfer_order_ref}::text,
         {shipment_ref}::text, t.p, t.q, {occurred_at}::timestamptz
-    FROM ev CROSS JOIN unnest({s_products}::text[], {s_quantities}::bigint[],
-        {s_lines}::integer[]) WITH ORDINALITY AS t (p, q, n, i)
+    FROM ev CROSS JOIN unnest({s_products}::text[], {s_quantities}::bigint[])
+        WITH ORDINALITY AS t (p, q, i)
     ORDER BY t.i
 )"""
 _OUTBOX = """ob AS (
@@ -208,17 +210,21 @@ def _write_values(write: Write, recorded_at: datetime) -> dict[str, Any]:
         "document_type": document.type,
         "document": document.body,
     }
+    # unnest pads shorter arrays with NULL, so a column that is the same on every row goes as
+    # one value and an empty array, and the lines numbered 1, 2, ... as none: each array costs
+    # the client and the server a pass over every row.
     m = effect.movements
     if m is not None:
+        locations, location = _column(m.stock_location)
         values.update(
+            span=SPAN,
             kind=m.kind.value,
             references=_json(m.references),
-            m_locations=m.stock_location,
+            stock_location=location,
+            m_locations=locations,
             m_products=m.product_id,
             m_quantities=m.quantity,
-            m_lines=m.line_number,
-            # Shorter arrays are padded with NULL by unnest: NULL leg is 0, NULL references are
-            # the event's.
+            m_lines=[] if _numbered(m.line_number) else m.line_number,
             m_legs=m.leg or [],
             m_references=[None if r is None else _json(r) for r in m.line_references]
             if m.line_references is not None
@@ -226,24 +232,37 @@ def _write_values(write: Write, recorded_at: datetime) -> dict[str, Any]:
         )
     c = effect.counts
     if c is not None:
+        assert _numbered(c.line_number)
+        locations, location = _column(c.stock_location)
         values.update(
-            c_locations=c.stock_location,
+            c_location=location,
+            c_locations=locations,
             c_products=c.product_id,
             c_counted=c.counted,
             c_on_record=c.stock_on_hand,
-            c_lines=c.line_number,
         )
     s = effect.shipment
     if s is not None:
+        assert _numbered(s.line_number)
         values.update(
             destination=s.destination_location_id,
             transfer_order_ref=s.transfer_order_ref,
             shipment_ref=s.shipment_ref,
             s_products=s.product_id,
             s_quantities=s.quantity,
-            s_lines=s.line_number,
         )
     return values
+
+
+def _column(values: list[str]) -> tuple[list[str], str | None]:
+    """(values, None), or ([], the value) when every row has the same."""
+    if values and values.count(values[0]) == len(values):
+        return [], values[0]
+    return values, None
+
+
+def _numbered(lines: list[int]) -> bool:
+    return lines == list(range(1, len(lines) + 1))
 
 
 def _write_statement(
@@ -324,6 +343,12 @@ WHERE kind = $1 AND NOT EXISTS (SELECT FROM created)
 """
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: nothing. The store's statements
+    leave no session state (no SET, LISTEN, cursor or advisory lock), and asyncpg rolls back an
+    open transaction itself; its default reset is four more statements per request."""
+
+
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, database: Database) -> None:
         self._pool = pool
@@ -340,6 +365,7 @@ class PostgresStore:
             timeout=CONNECT_TIMEOUT,
             command_timeout=STATEMENT_TIMEOUT_MS / 1000 + 5,
             server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)},
+            reset=_keep_session,
         )
         return cls(pool, Database(engine(url)))
 

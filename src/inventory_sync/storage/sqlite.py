@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from inventory_sync.clock import utcnow
 from inventory_sync.credentials import Generated, digest
+from inventory_sync.ledger.effects import movement_id
 from inventory_sync.storage import migrate
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.store import (
@@ -94,6 +95,7 @@ def _write(conn: Connection, event_id: int, write: Write, recorded_at: datetime)
             insert(ledger_movement),
             [
                 {
+                    "id": movement_id(event_id, m.line_number, m.leg),
                     "event_id": event_id,
                     "tenant": source.tenant,
                     "location_id": effect.location_id,

@@ -137,9 +137,11 @@ inbound_event = Table(
 # about a fifth of PostgreSQL's intake time (docs/performance.md). Rows are only written by
 # the store's write of an event (`storage.store.Store`), in the same transaction as the event,
 # once per event: the inbox slot decides at intake, and a replay applies only an event still
-# quarantined when it writes; tests check both. A BRIN index, nearly free to maintain because
-# event ids grow with insertion order, finds an event's rows; ranges are summarised as they
-# fill, not only by VACUUM.
+# quarantined when it writes; tests check both. The id is not drawn from a sequence: it is
+# the movement's place, `ledger.effects.movement_id(event_id, line_number, leg)`, so an
+# event's rows are one range of the primary key. That spares a sequence call per row and the
+# index on `event_id` that finding them took (together a tenth of PostgreSQL's time for a
+# 500-line event, docs/performance.md).
 # The same holds for the other rows written with an event (count observations,
 # shipment lines, the outbox message), so their `event_id` has no foreign key either: each key
 # check is a lookup plus a lock on the event's row.
@@ -156,7 +158,7 @@ POSITION_INDEX_KEY = ("product_id", "location_id", "stock_location", "tenant")
 ledger_movement = Table(
     "ledger_movement",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=False),
     Column("event_id", Id, nullable=False),
     Column("tenant", PositionKey, nullable=False),
     Column("location_id", PositionKey, nullable=False),
@@ -170,12 +172,6 @@ ledger_movement = Table(
     # 0 for the only or debit side of a line, 1 for the credit side of a move.
     Column("leg", SmallInteger, nullable=False),
     Column("references", JSON, nullable=False),
-    Index(
-        "ix_ledger_movement_event_id",
-        "event_id",
-        postgresql_using="brin",
-        postgresql_with={"autosummarize": "on"},
-    ),
     Index(
         "ix_ledger_movement_position",
         *POSITION_INDEX_KEY,

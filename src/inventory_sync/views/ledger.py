@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from inventory_sync.clock import iso
-from inventory_sync.ledger.effects import Kind
+from inventory_sync.ledger.effects import SPAN, Kind
 from inventory_sync.storage.filters import narrow
 from inventory_sync.storage.tables import (
     POSITION_INDEX_KEY,
@@ -46,6 +46,14 @@ class MovementFilter:
     event_id: int | None = None
 
 
+def of_event(event_id: ColumnElement[int] | int) -> ColumnElement[bool]:
+    """The movements of the event(s) `event_id`: the range of the primary key that holds them
+    (`ledger.effects.movement_id`), which the index serves; the ledger has no index on
+    `event_id` itself."""
+    first = event_id * SPAN
+    return and_(m.c.id >= first, m.c.id < first + SPAN, m.c.event_id == event_id)
+
+
 def movements_query(where: MovementFilter, after_id: int | None = None) -> Select[Any]:
     # An outer join: a movement is listed even if its event could not be found.
     query = narrow(
@@ -58,12 +66,13 @@ def movements_query(where: MovementFilter, after_id: int | None = None) -> Selec
             (m.c.product_id, where.product_id),
             (m.c.stock_location, where.stock_location),
             (m.c.kind, where.kind),
-            (m.c.event_id, where.event_id),
         ],
         period=m.c.occurred_at,
         since=where.since,
         until=where.until,
     )
+    if where.event_id is not None:
+        query = query.where(of_event(where.event_id))
     if after_id is not None:
         query = query.where(m.c.id > after_id)
     return query

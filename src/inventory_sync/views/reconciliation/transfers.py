@@ -48,6 +48,7 @@ from inventory_sync.clock import iso
 from inventory_sync.ledger.effects import Kind
 from inventory_sync.storage.filters import narrow
 from inventory_sync.storage.tables import inbound_event, ledger_movement, shipment_line
+from inventory_sync.views.ledger import of_event
 
 s = shipment_line
 e = inbound_event
@@ -146,7 +147,7 @@ def _shipment_ref_known(tenant: ColumnElement[Any], shipment_ref: ColumnElement[
 
 def _per_product(asn: Subquery) -> Subquery:
     """(tenant, asn_id, product_id, shipped, received) for every ASN of `asn`."""
-    receipts = m.join(e, e.c.id == m.c.event_id)
+    receipts = m.join(e, of_event(e.c.id))
     shipped = select(
         s.c.tenant, s.c.asn_id, s.c.product_id, s.c.quantity.label("shipped"), literal(0)
     ).join(asn, and_(asn.c.tenant == s.c.tenant, asn.c.asn_id == s.c.asn_id))
@@ -317,7 +318,7 @@ def list_unmatched(
         select(m.c.event_id, m.c.product_id, func.sum(m.c.quantity).label("received"))
         .where(
             m.c.kind == Kind.RECEIPT.value,
-            m.c.event_id.in_([row.id for row in events]),
+            or_(*(of_event(row.id) for row in events)),
         )
         .group_by(m.c.event_id, m.c.product_id)
         .order_by(m.c.event_id, m.c.product_id)
