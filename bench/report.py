@@ -15,31 +15,30 @@ from typing import Any
 # Innermost matching frame decides where a sample's time goes.
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("hashlib / uuid", r"hashlib|uuid\.py"),
-    ("json encode/decode", r"/json/"),
-    ("pydantic validation", r"pydantic|webhooks/schemas\.py"),
-    ("logging", r"/logging/|structlog|inventory_sync/logs\.py"),
-    ("psycopg (driver, incl. adapting parameters)", r"psycopg"),
+    ("json encode/decode", r"/json/|orjson"),
+    ("pydantic validation", r"pydantic|newstore/"),
+    ("logging", r"/logging/|structlog|observability/logs\.py"),
+    ("asyncpg (driver, incl. encoding parameters)", r"asyncpg"),
     ("SQLAlchemy (compile, execute, pool, types)", r"sqlalchemy"),
-    ("ledger domain.translate", r"ledger/domain\.py"),
-    ("ERP document build", r"erp_sync/document\.py"),
+    ("ledger effects.translate", r"ledger/effects\.py"),
+    ("ERP document build", r"ledger/documents\.py"),
     ("other product code", r"inventory_sync/"),
     ("HTTP: uvicorn / starlette / fastapi", r"uvicorn|starlette|fastapi|httptools|h11"),
     ("asyncio / anyio / threads", r"asyncio|anyio|threading|concurrent"),
 )
 
 KEY_FUNCTIONS = (
-    "receive (inventory_sync/webhooks/router.py)",
-    "process (inventory_sync/webhooks/router.py)",
-    "classify (inventory_sync/webhooks/service.py)",
-    "_canonical (inventory_sync/webhooks/service.py)",
-    "model_validate (pydantic/main.py)",
-    "translate (inventory_sync/ledger/domain.py)",
-    "store (inventory_sync/webhooks/service.py)",
-    "record (inventory_sync/ledger/service.py)",
-    "build (inventory_sync/erp_sync/document.py)",
-    "enqueue (inventory_sync/erp_sync/outbox.py)",
-    "transaction (inventory_sync/db.py)",
-    "_do_ping_w_event (sqlalchemy/engine/default.py)",
+    "IntakeEndpoint._answer (inventory_sync/api/intake.py)",
+    "receive (inventory_sync/intake/service.py)",
+    "classify (inventory_sync/intake/classify.py)",
+    "read (inventory_sync/newstore/validation.py)",
+    "validate_json (pydantic/type_adapter.py)",
+    "translate (inventory_sync/ledger/effects.py)",
+    "build (inventory_sync/ledger/documents.py)",
+    "_store (inventory_sync/intake/service.py)",
+    "PostgresStore.record_event (inventory_sync/storage/postgres.py)",
+    "Pool.fetch (asyncpg/pool.py)",
+    "RequestIdMiddleware.__call__ (inventory_sync/api/request_id.py)",
 )
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
@@ -120,24 +119,38 @@ def _ms(cell: dict[str, Any]) -> str:
     return "/".join(f"{cell[k]:.0f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
 
 
+def _by_cell(results: dict[str, Any], app: str) -> dict[tuple[int, int, float], Any]:
+    return {(c["items"], c["connections"], c["dup"]): c for c in results.get(app, [])}
+
+
+def _ratio(cell: dict[str, Any], other: dict[str, Any] | None, bold: bool = False) -> str:
+    if not other:
+        return "-"
+    text = f"{cell['events_s'] / other['events_s']:.2f}"
+    return f"**{text}**" if bold else text
+
+
 def table(results: dict[str, Any]) -> str:
-    baseline = {(c["items"], c["connections"], c["dup"]): c for c in results.get("baseline", [])}
+    """Product against the yardstick (the ratio that counts) and the earlier baseline."""
+    yardstick = _by_cell(results, "yardstick")
+    baseline = _by_cell(results, "baseline")
     rows = [
-        "| items/event | conns | dups | product ev/s | baseline ev/s | **ratio** | product "
-        "items/s | product p50/p90/p99/max ms | baseline p50/p90/p99/max ms | errors p/b | "
-        "product RSS max MB | acked all stored |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
+        "| items/event | conns | dups | product ev/s | yardstick ev/s | **ratio** | earlier "
+        "baseline ev/s | ratio to it | product p50/p90/p99/max ms | yardstick p50/p90/p99/max "
+        "ms | errors p/y/b | product RSS max MB | acked all stored |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
     ]
     for cell in results.get("product", []):
-        base = baseline.get((cell["items"], cell["connections"], cell["dup"]))
-        ratio = f"**{cell['events_s'] / base['events_s']:.2f}**" if base else "-"
-        ok = cell["ack_check"] and cell["ledger_check"] and (not base or base["ack_check"])
+        key = (cell["items"], cell["connections"], cell["dup"])
+        ref, base = yardstick.get(key), baseline.get(key)
+        ok = all(c["ack_check"] and c["ledger_check"] for c in (cell, ref, base) if c)
         rows.append(
             f"| {cell['items']} | {cell['connections']} | {cell['dup']:.0%} | "
-            f"{cell['events_s']:.0f} | {base['events_s'] if base else 0:.0f} | {ratio} | "
-            f"{cell['items_s']:.0f} | {_ms(cell)} | {_ms(base) if base else '-'} | "
-            f"{cell['errors']}/{base['errors'] if base else '-'} | "
-            f"{cell['rss_max_mb'] or 0:.0f} | {'yes' if ok else 'NO'} |"
+            f"{cell['events_s']:.0f} | {ref['events_s'] if ref else 0:.0f} | "
+            f"{_ratio(cell, ref, bold=True)} | {base['events_s'] if base else 0:.0f} | "
+            f"{_ratio(cell, base)} | {_ms(cell)} | {_ms(ref) if ref else '-'} | "
+            f"{cell['errors']}/{ref['errors'] if ref else '-'}/{base['errors'] if base else '-'}"
+            f" | {cell['rss_max_mb'] or 0:.0f} | {'yes' if ok else 'NO'} |"
         )
     return "\n".join(rows)
 
@@ -150,10 +163,11 @@ def extras(results: dict[str, Any]) -> str:
             f"{c['connections']} conns {c['events_s']:.0f} req/s (p99 {c['p99_ms']:.1f} ms)"
             for c in floor
         )
-        lines.append(f"- HTTP floor (baseline `POST /noop`, 50-item body): {parts}")
+        lines.append(f"- HTTP floor (yardstick `POST /noop`, 50-item body): {parts}")
     steal = [
         cell["steal_percent"]
-        for cell in results.get("product", []) + results.get("baseline", [])
+        for app in ("product", "yardstick", "baseline")
+        for cell in results.get(app, [])
         if "steal_percent" in cell
     ]
     if steal:
@@ -187,10 +201,10 @@ def extras(results: dict[str, Any]) -> str:
             f"- Product RSS during the sustained run: first 10 s {sus['rss_first_10s_mb']:.0f} "
             f"MB, last 10 s {sus['rss_last_10s_mb']:.0f} MB, max {sus['rss_max_mb']:.0f} MB"
         )
-    reference = results.get("sustained_baseline")
+    reference = results.get("sustained_reference") or results.get("sustained_baseline")
     if reference:
         lines.append(
-            f"- Baseline at the same rate for {reference['elapsed_s']:.0f} s: p50 "
+            f"- Yardstick at the same rate for {reference['elapsed_s']:.0f} s: p50 "
             f"{reference['p50_ms']:.1f} ms, p90 {reference['p90_ms']:.1f} ms, p99 "
             f"{reference['p99_ms']:.1f} ms, max {reference['max_ms']:.0f} ms, CPU steal "
             f"{reference['steal_percent']:.1f} %; {server_side(reference)}"
@@ -242,6 +256,16 @@ def extras(results: dict[str, Any]) -> str:
             f"ev/s, **ratio {won['ratio']:.2f}**; documents delivered during the last run: "
             f"{won['delivered_during_run']}; drain by serve's worker after it: {drained}"
         )
+    procs = results.get("processes")
+    if procs:
+        each = {
+            str(n): " and ".join(f"{c['events_s']:.0f}" for c in cells)
+            for n, cells in procs["cells"].items()
+        }
+        lines.append(
+            f"- `serve --workers 2` vs 1 (50 items, 16 conns, alternating): {each.get('2')} vs "
+            f"{each.get('1')} ev/s, **ratio {procs['ratio']:.2f}** of the means"
+        )
     return "\n".join(lines)
 
 
@@ -250,8 +274,8 @@ def profile_md(results: dict[str, Any]) -> str:
     if not prof or not prof.get("samples"):
         return f"Profile: {prof.get('skipped', 'none') if prof else 'none'}"
     lines = [
-        f"Profile: {prof['samples']} samples of the thread holding the GIL in the product "
-        f"process (py-spy --gil, 200 Hz) at 50 items/event, 16 connections "
+        f"Profile: {prof['samples']} samples of the product process's Python (py-spy --gil, "
+        f"200 Hz) at 50 items/event, 16 connections "
         f"({prof.get('events_s_while_profiling', 0):.0f} ev/s while sampled).",
         "",
         "| where (innermost frame) | % of samples |",
@@ -268,7 +292,7 @@ def profile_md(results: dict[str, Any]) -> str:
 def chart(results: dict[str, Any], path: Path) -> str:
     """Events/s by items per event and by connections (0% duplicates); PNG or ASCII."""
     series: dict[tuple[str, int], dict[int, float]] = {}
-    for app in ("product", "baseline"):
+    for app in ("product", "yardstick", "baseline"):
         for cell in results.get(app, []):
             if cell["dup"] == 0.0:
                 series.setdefault((app, cell["connections"]), {})[cell["items"]] = cell["events_s"]
@@ -298,11 +322,11 @@ def chart(results: dict[str, Any], path: Path) -> str:
     left.set_title("events/s by items per event (0% dups; grey: HTTP floor)", fontsize=9)
     left.legend(fontsize=7)
     items = sorted({x for points in series.values() for x in points})
-    width = 0.2
+    width = 0.8 / max(1, len(series))
     for index, (app, conns) in enumerate(sorted(series)):
         points = series[(app, conns)]
         right.bar(
-            [i + (index - 1.5) * width for i in range(len(items))],
+            [i + (index - (len(series) - 1) / 2) * width for i in range(len(items))],
             [points.get(x, 0) for x in items],
             width,
             label=f"{app}, {conns} conns",

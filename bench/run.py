@@ -1,13 +1,16 @@
-"""Run the whole intake benchmark: product vs baseline, on loopback, against local PostgreSQL.
+"""Run the whole intake benchmark: product vs yardstick, on loopback, against local PostgreSQL.
 
-    .venv/bin/python bench/run.py            # full run, about 10 minutes
-    .venv/bin/python bench/run.py --quick    # smoke run, about 2 minutes
+    .venv/bin/python bench/run.py            # full run, about 20 minutes
+    .venv/bin/python bench/run.py --quick    # smoke run, about a minute (python3 dev.py bench)
 
-Creates fresh databases (invsync_bench_product, invsync_bench_baseline), starts the product
-(`inventory-sync serve --no-worker`, later with the worker) and `bench/baseline.py` as
-subprocesses, drives them with wrk (`bench/newstore.lua`) and `bench/client.py`, and writes
-`bench/results/<stamp>/` (results.json, results.md, chart.png, logs, profile). `--publish`
-also copies results.md and chart.png to docs/. Databases are dropped at the end.
+Creates fresh databases (invsync_bench_product, invsync_bench_yardstick,
+invsync_bench_baseline), starts the product (`inventory-sync serve --no-worker`, later with the
+worker or several processes), `bench/yardstick.py` (the fastest minimal correct intake, which
+every ratio is against) and `bench/baseline.py` (the earlier baseline, which shares the
+product's former choices; a second line) as subprocesses, drives them with wrk
+(`bench/newstore.lua`) and `bench/client.py`, and writes `bench/results/<stamp>/`
+(results.json, results.md, chart.png, logs, profile). `--publish` also copies results.md and
+chart.png to docs/. Databases are dropped at the end.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ BIN = Path(sys.executable).parent
 ADMIN_DSN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KEY = "bench-webhook-key"
 HOST = "127.0.0.1"
-PRODUCT_PORT, BASELINE_PORT, STANDIN_PORT = 8100, 8101, 8199
+PRODUCT_PORT, BASELINE_PORT, YARDSTICK_PORT, STANDIN_PORT = 8100, 8101, 8102, 8199
 PRODUCT_TABLES = (
     "sync_attempt, outbox_message, ledger_movement, count_observation, shipment_line, inbound_event"
 )
@@ -58,6 +61,12 @@ class Plan:
     items: tuple[int, ...] = (1, 50, 500)
     connections: tuple[int, ...] = (4, 16)
     duplicates: tuple[float, ...] = (0.0, 0.2)
+    # Paired phases (empty vs filled ledger, worker off vs on, one vs two API processes)
+    # alternate this many times, so that one fast or slow spell cannot decide a ratio.
+    alternations: int = 2
+    peak_cells: int = 3
+    settle_seconds: float = 3.0
+    processes_phase: bool = True
 
 
 FULL = Plan(
@@ -65,16 +74,24 @@ FULL = Plan(
     warmup_seconds=3,
     sustained_seconds=60,
     profile_seconds=15,
-    prefill_rows=1_000_000,
+    prefill_rows=5_000_000,
     drain_timeout=180,
 )
+# Every phase once, as briefly as it still measures something: to keep the bench code working.
 QUICK = Plan(
-    cell_seconds=3,
-    warmup_seconds=2,
-    sustained_seconds=10,
-    profile_seconds=5,
-    prefill_rows=200_000,
-    drain_timeout=60,
+    cell_seconds=2,
+    warmup_seconds=1,
+    sustained_seconds=4,
+    profile_seconds=0,
+    prefill_rows=20_000,
+    drain_timeout=30,
+    items=(50,),
+    connections=(16,),
+    duplicates=(0.0,),
+    alternations=1,
+    peak_cells=1,
+    settle_seconds=0.5,
+    processes_phase=False,
 )
 
 
@@ -256,10 +273,15 @@ class App:
     events_table: str = "inbound_event"
     ledger_table: str = "ledger_movement"
     accepted_filter: str = "status = 'accepted'"
+    settle_seconds: float = 3.0
     cells: list[dict[str, Any]] = field(default_factory=list)
 
     def truncate(self) -> None:
-        tables = PRODUCT_TABLES if self.name == "product" else "ledger_row, raw_event"
+        tables = {
+            "product": PRODUCT_TABLES,
+            "yardstick": "ledger_row, outbox, raw_event",
+            "baseline": "ledger_row, raw_event",
+        }[self.name]
         # A request wrk cut off at the end of a run may still be inserting: let it finish, and
         # retry if TRUNCATE still meets it (deadlock between their locks).
         for attempt in range(5):
@@ -309,7 +331,7 @@ def run_cell(
     if truncate:
         app.truncate()
     if settled:
-        settle(app.dsn)
+        settle(app.dsn, app.settle_seconds)
         checkpoints_before, _ = server_counters(app.dsn)
     tag = f"{app.name[0]}{items}c{connections}d{int(dup * 100)}t{int(time.time() * 1000) % 10**8}"
     assert app.process is not None
@@ -363,11 +385,15 @@ def product_env(dsn: str, erp_url: str | None = None) -> dict[str, str]:
     return env
 
 
-def start_product(dsn: str, out: Path, *, worker: bool, erp_url: str | None = None) -> Process:
+def start_product(
+    dsn: str, out: Path, *, worker: bool, erp_url: str | None = None, processes: int = 1
+) -> Process:
     argv = [str(BIN / "inventory-sync"), "serve", "--host", HOST, "--port", str(PRODUCT_PORT)]
     if not worker:
         argv.append("--no-worker")
-    name = "product-worker" if worker else "product"
+    if processes > 1:
+        argv += ["--workers", str(processes)]
+    name = "product-worker" if worker else "product" if processes == 1 else f"product-x{processes}"
     process = Process(name, argv, product_env(dsn, erp_url), out)
     process.wait_port(PRODUCT_PORT)
     return process
@@ -441,10 +467,10 @@ def peak_rate(app: App, plan: Plan) -> dict[str, Any]:
     just before the sustained run, so that one lucky or unlucky cell does not set its rate."""
     cells = [
         run_cell(app, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds)
-        for _ in range(3)
+        for _ in range(plan.peak_cells)
     ]
     rates = sorted(cell["events_s"] for cell in cells)
-    return {"events_s": rates, "median": rates[1]}
+    return {"events_s": rates, "median": rates[len(rates) // 2]}
 
 
 @dataclass
@@ -506,7 +532,7 @@ def server_counters(dsn: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def settle(dsn: str) -> None:
+def settle(dsn: str, seconds: float = 3.0) -> None:
     """Start a measurement from a checkpointed server and a quiet disk.
 
     Both apps' databases share one server, WAL and disk: a checkpoint owed to the phases before
@@ -517,14 +543,14 @@ def settle(dsn: str) -> None:
     """
     sql(dsn, "CHECKPOINT")
     os.sync()
-    time.sleep(3)
+    time.sleep(seconds)
 
 
 def sustained(app: App, rate: float, plan: Plan, out: Path) -> dict[str, Any]:
     """Open-loop run at `rate`; then every acknowledged payload id must be in the database."""
     assert app.process is not None
     app.truncate()
-    settle(app.dsn)
+    settle(app.dsn, plan.settle_seconds)
     tag = f"sus{int(time.time())}"
     result_path = out / f"sustained_client_{app.name}.json"
     times_before = cpu_times()
@@ -742,7 +768,7 @@ def machine() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short smoke run (~2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (~1 minute)")
     parser.add_argument("--publish", action="store_true", help="copy table and chart to docs/")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase")
     parser.add_argument("--keep-databases", action="store_true")
@@ -768,8 +794,25 @@ def main() -> None:
     }
     log(f"results in {out}; load average {results['machine']['load_average_at_start']}")
 
-    product_db, baseline_db = "invsync_bench_product", "invsync_bench_baseline"
-    product = App("product", f"http://{HOST}:{PRODUCT_PORT}/webhooks/newstore", "")
+    product_db, yardstick_db, baseline_db = (
+        "invsync_bench_product",
+        "invsync_bench_yardstick",
+        "invsync_bench_baseline",
+    )
+    product = App(
+        "product",
+        f"http://{HOST}:{PRODUCT_PORT}/webhooks/newstore",
+        "",
+        settle_seconds=plan.settle_seconds,
+    )
+    yardstick = App(
+        "yardstick",
+        f"http://{HOST}:{YARDSTICK_PORT}/webhooks/newstore",
+        "",
+        events_table="raw_event",
+        ledger_table="ledger_row",
+        settle_seconds=plan.settle_seconds,
+    )
     baseline = App(
         "baseline",
         f"http://{HOST}:{BASELINE_PORT}/webhooks/newstore",
@@ -777,13 +820,15 @@ def main() -> None:
         events_table="raw_event",
         ledger_table="ledger_row",
         accepted_filter="true",
+        settle_seconds=plan.settle_seconds,
     )
-    for port in (PRODUCT_PORT, BASELINE_PORT, STANDIN_PORT):
+    for port in (PRODUCT_PORT, BASELINE_PORT, YARDSTICK_PORT, STANDIN_PORT):
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
             sys.exit(f"port {port} is already in use; stop what listens there first")
     processes: list[Process] = []
     try:
         product.dsn = recreate_database(product_db)
+        yardstick.dsn = recreate_database(yardstick_db)
         baseline.dsn = recreate_database(baseline_db)
         subprocess.run(
             [str(BIN / "inventory-sync"), "db", "upgrade"],
@@ -803,9 +848,17 @@ def main() -> None:
         )
         processes.append(baseline.process)
         baseline.process.wait_port(BASELINE_PORT)
+        yardstick.process = Process(
+            "yardstick",
+            [sys.executable, str(BENCH / "yardstick.py"), "--port", str(YARDSTICK_PORT)],
+            {**os.environ, "BENCH_DATABASE_URL": yardstick.dsn, "BENCH_WEBHOOK_KEY": KEY},
+            out,
+        )
+        processes.append(yardstick.process)
+        yardstick.process.wait_port(YARDSTICK_PORT)
 
         log("warm-up")
-        for app in (product, baseline):
+        for app in (product, yardstick, baseline):
             wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{app.name}",
                 items=50, dup=0.0)  # fmt: skip
 
@@ -815,11 +868,11 @@ def main() -> None:
                 product, items=50, connections=16, dup=0.0, seconds=plan.cell_seconds
             )
         else:
-            log("HTTP floor (baseline /noop)")
+            log("HTTP floor (yardstick /noop)")
             floor = []
             for connections in plan.connections:
                 cell = wrk(
-                    f"http://{HOST}:{BASELINE_PORT}/noop",
+                    f"http://{HOST}:{YARDSTICK_PORT}/noop",
                     connections=connections,
                     seconds=plan.cell_seconds,
                     run_tag="noop",
@@ -835,7 +888,7 @@ def main() -> None:
             for items in plan.items:
                 for connections in plan.connections:
                     for dup in plan.duplicates:
-                        for app in (product, baseline):
+                        for app in (product, yardstick, baseline):
                             app.cells.append(
                                 run_cell(
                                     app,
@@ -846,9 +899,10 @@ def main() -> None:
                                 )
                             )
             results["product"] = product.cells
+            results["yardstick"] = yardstick.cells
             results["baseline"] = baseline.cells
 
-            if not args.no_profile:
+            if not args.no_profile and plan.profile_seconds:
                 log("profile (py-spy, 50 items, 16 connections)")
                 results["profile"] = profile_product(product, plan, out)
 
@@ -858,7 +912,7 @@ def main() -> None:
             log(f"sustained run at half of the product's max rate at 50 items ({peak:.0f} ev/s)")
             results["sustained"] = sustained(product, peak / 2, plan, out)
             # The same rate through the irreducible work: what this machine's own tail is.
-            results["sustained_baseline"] = sustained(baseline, peak / 2, plan, out)
+            results["sustained_reference"] = sustained(yardstick, peak / 2, plan, out)
 
         worker_cli = has_worker_command()
         standin = Process(
@@ -872,9 +926,10 @@ def main() -> None:
         erp_url = f"http://{HOST}:{STANDIN_PORT}/erp"
         if worker_cli:
             results["drain"] = drain_with_worker(product.dsn, erp_url, out, plan)
-            results["drain_concurrency_16"] = drain_with_worker(
-                product.dsn, erp_url, out, plan, concurrency=16, requeue=True
-            )
+            if not args.quick:
+                results["drain_concurrency_16"] = drain_with_worker(
+                    product.dsn, erp_url, out, plan, concurrency=16, requeue=True
+                )
         else:
             results["drain"] = {"how": "no `inventory-sync worker` command in this build"}
             log("  no `inventory-sync worker` command; drain measured with serve + worker below")
@@ -899,7 +954,7 @@ def main() -> None:
                     settled=True,
                 )
 
-            for _ in range(2):
+            for _ in range(plan.alternations):
                 by_ledger["empty"].append(ledger_cell(truncate=True))
                 product.truncate()
                 fills.append(prefill(product.dsn, plan.prefill_rows))
@@ -922,7 +977,7 @@ def main() -> None:
         # Off and on alternate, twice: one cell of each let a single fast or slow spell of
         # the machine decide the ratio.
         cells: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-        for worker in (False, True, False, True):
+        for worker in (False, True) * plan.alternations:
             product.process.stop()
             processes.remove(product.process)
             product.truncate()
@@ -948,12 +1003,32 @@ def main() -> None:
             f"  worker on/off {results['worker_on']['ratio']:.2f}; delivered during run "
             f"{delivered}; drain after: {drain_after['documents_s']}"
         )
+
+        if plan.processes_phase and not args.worker_only:
+            log("serve --workers 2 vs 1 (50 items, 16 connections, no worker), alternating")
+            by_processes: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+            for count in (1, 2) * plan.alternations:
+                product.process.stop()
+                processes.remove(product.process)
+                product.truncate()
+                by_processes[count].append(
+                    run_cell_restarted(
+                        product, out, plan, processes, worker=False, processes_count=count
+                    )
+                )
+            means = {n: sum(c["events_s"] for c in cs) / len(cs) for n, cs in by_processes.items()}
+            results["processes"] = {
+                "cells": by_processes,
+                "mean_events_s": means,
+                "ratio": means[2] / means[1],
+            }
+            log(f"  two API processes / one: {results['processes']['ratio']:.2f}")
     finally:
         for process in reversed(processes):
             with contextlib.suppress(Exception):
                 process.stop()
         if not args.keep_databases:
-            for name in (product_db, baseline_db):
+            for name in (product_db, yardstick_db, baseline_db):
                 with contextlib.suppress(Exception):
                     drop_database(name)
         results["machine"]["load_average_at_end"] = os.getloadavg()
@@ -976,9 +1051,18 @@ def main() -> None:
 
 
 def run_cell_restarted(
-    app: App, out: Path, plan: Plan, processes: list[Process], *, worker: bool, erp_url: str
+    app: App,
+    out: Path,
+    plan: Plan,
+    processes: list[Process],
+    *,
+    worker: bool,
+    erp_url: str | None = None,
+    processes_count: int = 1,
 ) -> dict[str, Any]:
-    app.process = start_product(app.dsn, out, worker=worker, erp_url=erp_url)
+    app.process = start_product(
+        app.dsn, out, worker=worker, erp_url=erp_url, processes=processes_count
+    )
     processes.append(app.process)  # stopped by main()'s finally whatever happens next
     wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{int(time.time())}",
         items=50, dup=0.0)  # fmt: skip
