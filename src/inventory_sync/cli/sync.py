@@ -10,7 +10,7 @@ from rich.table import Table
 
 from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.clock import utcnow
-from inventory_sync.erp_sync import client, outbox, standin
+from inventory_sync.erp_sync import client, outbox, standin, supervisor
 from inventory_sync.erp_sync import worker as erp_worker
 from inventory_sync.observability import logs
 from inventory_sync.storage.store import open_database
@@ -35,6 +35,7 @@ def worker() -> None:
             raise typer.Exit(2) from None
     if settings.erp_url is None:
         typer.echo("INVSYNC_ERP_URL is not set: messages wait as pending", err=True)
+    supervisor.yield_to_the_api()
     erp_worker.run_until_signalled(settings)
 
 

@@ -23,6 +23,10 @@ log = logging.getLogger("inventory_sync.erp_sync")
 # gone (even after a SIGKILL, which leaves it no chance to stop the child itself).
 PARENT_PID_ENV = "INVSYNC_SERVE_PID"
 CONFIGURATION_ERROR = 2  # the exit status of `inventory-sync worker` for bad settings
+# The worker shares `serve`'s machine: under peak intake it yields the CPU to the API and its
+# database, and delivers what waits in the outbox once intake calms down. Acknowledging events
+# is what NewStore waits on; the ERP is told a few seconds later (docs/performance.md).
+NICENESS = 10
 _RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 _STEADY_SECONDS = 60.0  # a child that ran this long restarts after the shortest delay
 _DELIBERATE = (0, -signal.SIGTERM, -signal.SIGINT)  # exit statuses of a worker told to stop
@@ -117,6 +121,12 @@ def running(stop_grace_seconds: float) -> Iterator[WorkerProcess]:
         yield worker
     finally:
         worker.stop()
+
+
+def yield_to_the_api() -> None:
+    """In a worker started by `serve`: run at a lower CPU priority than the API."""
+    if os.environ.get(PARENT_PID_ENV) is not None:
+        os.nice(NICENESS)
 
 
 def parent_gone() -> bool:
