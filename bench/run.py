@@ -917,16 +917,7 @@ def main() -> None:
         worker_cli = has_worker_command()
         standin = Process(
             "erp-standin",
-            # It plays an ERP on another machine: on this one it takes only spare CPU.
-            [
-                "nice",
-                "-n",
-                "19",
-                sys.executable,
-                str(BENCH / "erp_standin.py"),
-                "--port",
-                str(STANDIN_PORT),
-            ],
+            [sys.executable, str(BENCH / "erp_standin.py"), "--port", str(STANDIN_PORT)],
             dict(os.environ),
             out,
         )

@@ -1,3 +1,3 @@
 """newstore-inventory-sync: NewStore inventory events in, ledger and ERP documents out."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
