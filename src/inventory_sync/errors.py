@@ -41,4 +41,4 @@ class DatabaseUnavailable(Exception):
 
 class InputRefused(Exception):
     """The database refused the values themselves; the message is the database's reason,
-    prefixed with its error's name (`IndexRowSize: ...`)."""
+    followed by its error's name in parentheses."""

@@ -13,6 +13,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_FILE = "inventory-sync.db"
+# The most lines the payload models read from one event; INVSYNC_MAX_LINES_PER_EVENT is at
+# most this. Validation stops at it, so a hostile body cannot make it build millions of lines.
+LINES_LIMIT = 100_000
 
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     erp_retry_max_seconds: float = Field(default=3600.0, gt=0)
     return_locations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_lines_per_event: int = Field(default=10_000, ge=1, le=LINES_LIMIT)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
 

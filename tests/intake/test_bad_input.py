@@ -15,11 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from inventory_sync.api.app import create_app
 from inventory_sync.clock import parse_timestamp
 from inventory_sync.intake.classify import Rules, classify, sha256
 from inventory_sync.ledger import documents, effects
 from inventory_sync.newstore import payloads
+from inventory_sync.settings import LINES_LIMIT, Settings
 from tests import factories as f
 
 RECEIPT = "inventory_transaction.items_received"
@@ -128,6 +131,11 @@ CORPUS: list[tuple[str, bytes, str]] = [
         dumps(with_line(external_identifiers=[1])),
         "external_identifiers",
     ),
+    (
+        "nan in identifiers",
+        dumps(with_line(external_identifiers={"upc": 1})).replace(b'"upc": 1', b'"upc": NaN'),
+        "external_identifiers",
+    ),
     ("long product", dumps(with_line(product_id="P" * 5000)), "payload.items.0.product_id"),
     ("long payload id", dumps(receipt(id="i" * 100_000)), "payload.id"),
     ("long tenant", dumps({**receipt(), "tenant": "t" * 20_000}), "tenant"),
@@ -163,6 +171,11 @@ CORPUS: list[tuple[str, bytes, str]] = [
             )
         ),
         "origin_stock_location_name",
+    ),
+    (
+        "infinity in identifiers",
+        dumps(with_line(external_identifiers={"upc": 1})).replace(b'"upc": 1', b'"upc": 1e400'),
+        "external_identifiers",
     ),
     (
         "return without location",
@@ -218,6 +231,48 @@ class TestCorpus:
         assert f.events(client) == []
 
 
+class TestSizes:
+    """What one body may cost is bounded before it is stored, whatever it holds."""
+
+    def test_more_lines_than_the_cap_are_quarantined_whole(
+        self, settings: Settings, baseline: list[dict[str, Any]]
+    ) -> None:
+        capped = settings.model_copy(update={"max_lines_per_event": 3})
+        with TestClient(create_app(capped)) as client:
+            answer = f.post(client, receipt(items=f.lines(*[("A", 1)] * 4)))
+            assert answer["status"] == "quarantined"
+            assert answer["detail"] == (
+                "payload.items: 4 lines, more than INVSYNC_MAX_LINES_PER_EVENT (3)"
+            )
+            assert f.post(client, receipt(items=f.lines(*[("A", 1)] * 3)))["status"] == "accepted"
+            assert len(f.ledger(client)) == len(baseline) + 3
+
+    def test_the_first_bad_line_ends_validation(self) -> None:
+        # A body of bad lines costs no more to refuse than one bad line: one error, not thousands.
+        lines = b"[" + b",".join([b"0"] * (LINES_LIMIT - 1)) + b"]"
+        body = dumps(receipt()).replace(b'[{"product_id"', lines + b', "x": [{"product_id"', 1)
+        with pytest.raises(ValidationError) as raised:
+            payloads.HANDLED_EVENT.validate_json(body)
+        assert raised.value.error_count() == 1
+
+    def test_lines_beyond_the_limit_are_not_read(self) -> None:
+        items = b"[" + b",".join([b'{"product_id": "A", "quantity": 1}'] * (LINES_LIMIT + 1))
+        body = dumps(receipt()).replace(b'[{"product_id"', items + b', {"product_id"', 1)
+        with pytest.raises(ValidationError) as raised:
+            payloads.HANDLED_EVENT.validate_json(body)
+        assert raised.value.errors()[0]["type"] == "too_long"
+
+    def test_unhandled_event_with_an_overlong_id_is_kept_by_its_bytes(
+        self, client: TestClient
+    ) -> None:
+        body = dumps(f.envelope("order.created", {"id": "i" * 5000}))
+        answer = f.post(client, body)
+        assert answer["status"] == "ignored"
+        assert f.event(client, answer["event_id"])["payload_id"] is None
+        assert f.raw(client, answer["event_id"]).content == body
+        assert f.post(client, body)["event_id"] == answer["event_id"]
+
+
 class TestHostileButValid:
     """Odd yet legal text is stored literally, never interpreted."""
 
@@ -249,6 +304,11 @@ class TestHostileButValid:
     def test_whole_float_quantity_is_a_whole_number(self, client: TestClient) -> None:
         assert f.post(client, with_line(quantity=3.0))["status"] == "accepted"
         assert [m["quantity"] for m in f.ledger(client)] == [3]
+
+    def test_nan_in_an_unknown_field_is_ignored_like_the_field(self, client: TestClient) -> None:
+        body = dumps(receipt()).replace(b'"items"', b'"x": NaN, "y": -Infinity, "items"')
+        assert f.post(client, body)["status"] == "accepted"
+        assert [m["quantity"] for m in f.ledger(client)] == [1]
 
     def test_numeric_payload_id_is_text(self, client: TestClient) -> None:
         body = receipt(id=12345)

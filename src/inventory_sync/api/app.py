@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.store = store
         app.state.keyring = keyring
-        app.state.rules = Rules(frozenset(settings.tenants), dict(settings.return_locations))
+        app.state.rules = Rules.from_settings(settings)
         app.state.recent_bodies = RecentBodies()
         app.state.metrics_collector = DatabaseCollector(store.database)
         try:

@@ -56,7 +56,7 @@ def replay(
         raise typer.BadParameter("filters only apply with --all")
     start, end = _time("--since", since), _time("--until", until)
     settings = settings_or_exit()
-    rules = Rules(frozenset(settings.tenants), dict(settings.return_locations))
+    rules = Rules.from_settings(settings)
     where = EventFilter(status=Status.QUARANTINED, name=name, tenant=tenant, since=start, until=end)
 
     async def run() -> tuple[dict[str, int], bool]:

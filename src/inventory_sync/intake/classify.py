@@ -16,6 +16,7 @@ from enum import StrEnum
 from inventory_sync.ledger import documents, effects
 from inventory_sync.newstore import validation
 from inventory_sync.newstore.payloads import HandledEvent
+from inventory_sync.settings import LINES_LIMIT, Settings
 from inventory_sync.storage.store import EventRow, Verdict, Write
 
 
@@ -36,6 +37,16 @@ class Rules:
 
     tenants: frozenset[str] = frozenset()
     return_locations: Mapping[str, str] = field(default_factory=dict)
+    max_lines: int = LINES_LIMIT
+    """INVSYNC_MAX_LINES_PER_EVENT."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rules:
+        return cls(
+            frozenset(settings.tenants),
+            dict(settings.return_locations),
+            settings.max_lines_per_event,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +148,11 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
         error = (
             f"payload.chunk_number: {payload.chunk_number} is above "
             f"total_chunks {payload.total_chunks}"
+        )
+    elif len(payload.items) > rules.max_lines:
+        error = (
+            f"payload.items: {len(payload.items)} lines, more than INVSYNC_MAX_LINES_PER_EVENT "
+            f"({rules.max_lines})"
         )
     write = None
     if error is None:

@@ -13,8 +13,9 @@ cannot say takes a union branch that only unusual values reach (a quantity writt
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +31,7 @@ from pydantic import (
 from pydantic_core import core_schema
 
 from inventory_sync.clock import parse_timestamp
+from inventory_sync.settings import LINES_LIMIT
 
 # Whole units; the bound keeps every sum far inside a 64-bit column.
 MAX_QUANTITY = 1_000_000_000
@@ -161,6 +163,9 @@ def _nesting(value: dict[str, Any]) -> dict[str, Any]:
             return 1 + max(map(depth, item.values()), default=0)
         if isinstance(item, list):
             return 1 + max(map(depth, item), default=0)
+        if isinstance(item, float) and not math.isfinite(item):
+            # JSON has no such number, and neither the database nor the ERP would take it.
+            raise ValueError(f"{item} is not a JSON number")
         return 0
 
     if depth(value) > MAX_NESTING:
@@ -176,6 +181,11 @@ ChunkNumber = Annotated[int, BeforeValidator(_chunk), Field(ge=1, le=MAX_CHUNKS)
 TotalChunks = Annotated[int, BeforeValidator(_chunk), Field(ge=1, le=MAX_CHUNKS)]
 # Passed on to the ERP as they are.
 Identifiers = Annotated[dict[str, Any], AfterValidator(_nesting)]
+
+LineT = TypeVar("LineT", bound=BaseModel)
+# At most LINES_LIMIT lines, and the first invalid line ends validation: a body of millions of
+# bad lines costs no more than one of a single bad line.
+Items = Annotated[list[LineT], Field(max_length=LINES_LIMIT, fail_fast=True)]
 
 
 class Inbound(BaseModel):
@@ -204,7 +214,7 @@ class ItemsReceived(Transaction):
     asn_id: Text | None = None
     order_ref: Text | None = None
     shipment_ref: Text | None = None
-    items: list[Line]
+    items: Items[Line]
 
 
 class AdjustmentCreated(Transaction):
@@ -217,7 +227,7 @@ class AdjustmentCreated(Transaction):
     origin_stock_location_name: Text | None = None
     destination_stock_location_name: Text | None = None
     note: Text | None = None
-    items: list[Line]
+    items: Items[Line]
 
 
 class HandoverLine(Inbound):
@@ -235,7 +245,7 @@ class ItemsReadyForHandover(Transaction):
     transfer_order_ref: Text | None = None
     shipment_ref: Text | None = None
     order_ref: Text | None = None
-    items: list[HandoverLine]
+    items: Items[HandoverLine]
 
 
 class AsnCreated(Transaction):
@@ -249,7 +259,7 @@ class AsnCreated(Transaction):
     shipment_date: Timestamp | None = None
     transfer_order_ref: Text | None = None
     shipment_ref: Text | None = None
-    items: list[Line]
+    items: Items[Line]
 
 
 class CountLine(Inbound):
@@ -271,7 +281,7 @@ class ItemsCounted(Transaction):
     stock_location: Text | None = Field(
         default=None, validation_alias=AliasChoices("stock_location", "stock_location_name")
     )
-    items: list[CountLine]
+    items: Items[CountLine]
 
 
 class ReturnLine(Line):
@@ -284,7 +294,7 @@ class ReturnProcessed(Transaction):
     location_id: Text = Field(validation_alias=AliasChoices("return_location_id"))
     returned_at: Timestamp | None = None
     order_id: Text | None = None
-    items: list[ReturnLine]
+    items: Items[ReturnLine]
 
 
 HandledPayload = (

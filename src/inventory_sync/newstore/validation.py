@@ -154,6 +154,8 @@ def lenient_key(document: dict[str, Any]) -> Key | None:
         return None
     if not 1 <= chunk <= MAX_CHUNKS:
         return None  # out of range: the model names the problem, and it fits no column
+    if any(len(part) > MAX_TEXT for part in (tenant, name, payload_id)):
+        return None  # too long to be an id; the body is kept under the hash of its bytes
     key = (tenant, name, payload_id, chunk)
     try:
         json.dumps(key).encode()

@@ -46,7 +46,7 @@ def _mapped(error: exc.SQLAlchemyError) -> Exception | None:
         return None
     kind = error_for(getattr(error.orig, "sqlstate", None))
     if kind is InputRefused:
-        return InputRefused(f"{type(error.orig).__name__}: {str(error.orig)[:300]}")
+        return InputRefused(f"{str(error.orig)[:300]} ({type(error.orig).__name__})")
     if (
         kind is DatabaseUnavailable
         or error.connection_invalidated

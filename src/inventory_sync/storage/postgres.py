@@ -91,7 +91,7 @@ async def _errors(pool: asyncpg.Pool | None = None) -> AsyncIterator[None]:
         if (error.sqlstate or "").startswith("08") and pool is not None:
             # A lost connection: the others are likely lost too (a server restart).
             await pool.expire_connections()
-        raise kind(f"{type(error).__name__}: {str(error)[:300]}") from error
+        raise kind(f"{str(error)[:300]} ({type(error).__name__})") from error
     except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as error:
         # The connection is gone or in a state the driver cannot go on from (a session the
         # server ended while it was idle, say): renew the pool, and let the caller retry.
