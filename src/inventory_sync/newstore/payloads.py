@@ -165,7 +165,9 @@ def _nesting(value: dict[str, Any]) -> dict[str, Any]:
             return 1 + max(map(depth, item), default=0)
         if isinstance(item, float) and not math.isfinite(item):
             # JSON has no such number, and neither the database nor the ERP would take it.
-            raise ValueError(f"{item} is not a JSON number")
+            raise ValueError(
+                "NaN is not allowed" if math.isnan(item) else f"{item}: a number out of range"
+            )
         return 0
 
     if depth(value) > MAX_NESTING:

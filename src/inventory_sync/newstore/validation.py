@@ -2,7 +2,7 @@
 
 The usual body is read in one pass: pydantic parses and validates it straight from the bytes,
 the event's `name` choosing the payload model. Anything else (an unhandled name, invalid input,
-JSON that only Python's parser reads: another encoding, lone surrogates, NaN) takes the careful
+JSON that only Python's parser reads: another encoding, lone surrogates) takes the careful
 path, which parses with `json` and words the refusal. Either way the same models decide.
 
 PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded for storage. Neither can
@@ -70,14 +70,48 @@ def read(body: bytes) -> Read:
         event = HANDLED_EVENT.validate_json(body)
     except ValidationError:
         return _careful(body)
+    if b"NaN" in body or b"Infinity" in body:
+        return _careful(body)  # the one-pass parser takes them, and skips unknown fields
     if b"\\u0000" in body and _unstorable(event) is not None:
         return _careful(body)  # which words the refusal and keeps what it can read
     return Handled(event)
 
 
+class _Constant(float):
+    """NaN, Infinity or -Infinity as the body wrote it: Python's parser takes them, JSON has no
+    such value, no backend can store one and no ERP would read one."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> _Constant:
+        constant = super().__new__(cls, text)
+        constant.text = text
+        return constant
+
+
+def _parse(body: bytes) -> Any:
+    return json.loads(body, parse_constant=_Constant)
+
+
+def _constant(document: dict[str, Any]) -> str | None:
+    """Where the body's first NaN or Infinity is, as the refusal's reason. Iterative: the body
+    may be nested as deeply as the parser allowed."""
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, _Constant):
+            return f"{path}: {value.text} is not a JSON value"
+        if isinstance(value, dict | list):
+            children = value.items() if isinstance(value, dict) else enumerate(value)
+            prefix = f"{path}." if path else ""
+            pending.extend(reversed([(f"{prefix}{key}", item) for key, item in children]))
+    return None
+
+
 def _careful(body: bytes) -> Read:
     try:
-        document = json.loads(body)
+        document = _parse(body)
     except (UnicodeDecodeError, ValueError) as error:
         return Refused(f"body is not valid JSON: {error}")
     except RecursionError:
@@ -97,8 +131,8 @@ def _careful(body: bytes) -> Read:
         event = HANDLED_EVENT.validate_python(document)
     except ValidationError as error:
         return Refused(describe(error), document, envelope)
-    unstorable = _unstorable(event)
-    return Handled(event) if unstorable is None else Refused(unstorable, document, envelope)
+    problem = _unstorable(event) or _constant(document)
+    return Handled(event) if problem is None else Refused(problem, document, envelope)
 
 
 # -- text that cannot be stored -----------------------------------------------------------------
@@ -175,7 +209,7 @@ def canonical_payload(body: bytes) -> str | None:
     body is not a JSON object. Two bodies with the same payload have the same content, however
     their bytes or their envelopes differ."""
     try:
-        document = json.loads(body)
+        document = _parse(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(document, dict):
