@@ -8,10 +8,11 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from inventory_sync.cli import events, reconciliation, sync
 from inventory_sync.cli.common import settings_or_exit
@@ -87,23 +88,29 @@ def serve(
         # uvicorn re-raises the SIGTERM it shut down on; with the default action the process
         # would end on the spot and leave stopping the worker to the worker's own watchdog.
         signal.signal(signal.SIGTERM, _exit_on_signal)
-    options: dict[str, Any] = {
-        "factory": True,
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "log_config": None,
-        "proxy_headers": True,
-        "timeout_graceful_shutdown": 30,
-    }
+    # Imported here, like _prepare's: the other commands start without the web framework.
+    from inventory_sync.api import server as http
+
+    config = http.Config(
+        _APP,
+        http.open_files_for(http.Limits.from_settings(settings)),
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        timeout_keep_alive=settings.keepalive_seconds,
+        timeout_graceful_shutdown=30,
+    )
     # The worker gets its request timeout to finish what is in flight, then some room.
     grace = settings.erp_timeout_seconds + 10
     with supervisor.running(grace) if run_worker else contextlib.nullcontext() as worker:
         if workers > 1:
             # uvicorn's process manager: the worker is stopped once the API processes are.
-            uvicorn.run(_APP, **options)
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
             return
-        server = _Server(uvicorn.Config(_APP, **options), worker.begin_stop if worker else None)
+        server = _Server(config, worker.begin_stop if worker else None)
         server.run()
         if not server.started:
             sys.exit(3)

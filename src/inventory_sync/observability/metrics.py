@@ -43,6 +43,11 @@ WEBHOOK_EVENTS_BY_NAME = Counter(
 WEBHOOK_REJECTED = Counter(
     "invsync_webhook_rejected_total", "Webhook requests refused before storage.", ["reason"]
 )
+CONNECTIONS_REFUSED = Counter(
+    "invsync_http_connections_refused_total",
+    "Connections the server closed before the app saw a request, by reason (api/server.py).",
+    ["reason"],
+)
 WEBHOOK_LATENCY = Histogram(
     "invsync_webhook_seconds",
     "Webhook latency from request to committed answer.",
