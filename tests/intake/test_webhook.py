@@ -273,6 +273,24 @@ class TestRawBody:
         assert event["raw_body"] is None
         assert event["raw_body_base64"]
 
+    def test_a_large_event_is_shown_in_part_and_linked_whole(self, client: TestClient) -> None:
+        lines = [(f"P{n:05d}", 1) for n in range(1500)]
+        content = json.dumps(f.received(*lines, padding="x" * (1024 * 1024))).encode()
+        answer = f.post(client, content)
+        assert answer["status"] == "accepted"
+        event = f.event(client, answer["event_id"])
+        assert event["raw_body_bytes"] == len(content)
+        assert event["raw_body"] is None and event["raw_body_base64"] is None
+        assert f.raw(client, answer["event_id"]).content == content
+        assert event["movements_total"] == 1500
+        assert [m["product_id"] for m in event["movements"]] == [p for p, _ in lines[:1000]]
+        assert event["erp_message"]["status"] == "pending"
+        assert "document" not in event["erp_message"]
+        small = f.post(client, f.received(("A", 1)))
+        shown = f.event(client, small["event_id"])
+        assert shown["raw_body_bytes"] == len(shown["raw_body"].encode())
+        assert shown["movements_total"] == len(shown["movements"]) == 1
+
     def test_unknown_fields_are_ignored_but_kept(self, client: TestClient) -> None:
         body = f.received(("A", 2), brand_new_field={"nested": [1, 2]})
         body["payload"]["items"][0]["colour"] = "red"

@@ -10,7 +10,10 @@ database's dialect.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -32,9 +35,18 @@ from inventory_sync.storage.store import Holder, SlotTaken, Store
 
 log = logging.getLogger("inventory_sync.intake")
 
-# A body this large is classified in a thread: the event loop keeps answering other requests
-# (health checks, small events) while it is validated.
+# A body this large is classified in a thread, so that the event loop keeps answering other
+# requests (health checks, small events) while it is validated; one at a time, so that what
+# large bodies cost in memory at once is what one costs.
 LARGE_BODY_BYTES = 256 * 1024
+_LARGE_BODIES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+
+
+async def _classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
+    if len(body) <= LARGE_BODY_BYTES:
+        return classify(body, rules, content_hash)
+    call = functools.partial(contextvars.copy_context().run, classify, body, rules, content_hash)
+    return await asyncio.get_running_loop().run_in_executor(_LARGE_BODIES, call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +77,7 @@ async def receive(
         if holder is not None and holder.content_hash == content_hash:
             return _duplicate(holder.id, remembered.name)
     try:
-        if len(body) > LARGE_BODY_BYTES:
-            item = await asyncio.to_thread(classify, body, rules, content_hash)
-        else:
-            item = classify(body, rules, content_hash)
+        item = await _classify(body, rules, content_hash)
         outcome = await _store(store, item, body, content_type, now)
     except DatabaseUnavailable:
         raise
@@ -169,7 +178,7 @@ async def replay(store: Store, event_id: int, rules: Rules) -> Outcome | None:
     if stored.status != Status.QUARANTINED:
         return _settled(stored.status, event_id, stored.name)
     now = utcnow()
-    item = classify(stored.raw_body, rules, sha256(stored.raw_body))
+    item = await _classify(stored.raw_body, rules, sha256(stored.raw_body))
     slot = item.slot or stored.slot
     try:
         applied = await store.apply_replay(event_id, item.verdict(slot, now), now, item.write)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from inventory_sync.clock import iso
 from inventory_sync.storage.database import Database
@@ -80,9 +81,15 @@ def list_events(
     return [event_json(row) for row in conn.execute(query)]
 
 
-def get_event(conn: Connection, event_id: int) -> Any:
-    """The whole stored row, raw body included, or None."""
-    return conn.execute(select(e).where(e.c.id == event_id)).one_or_none()
+def get_event(conn: Connection, event_id: int, inline_bytes: int | None = None) -> Any:
+    """The stored row with `raw_body_bytes`, or None. The raw body is read only when it has at
+    most `inline_bytes` (any size when None); else `raw_body` is None."""
+    size = func.length(e.c.raw_body).label("raw_body_bytes")
+    raw: ColumnElement[Any] = e.c.raw_body
+    if inline_bytes is not None:
+        raw = case((size <= inline_bytes, e.c.raw_body), else_=None).label("raw_body")
+    columns = [c for c in e.c if c.name != "raw_body"]
+    return conn.execute(select(*columns, raw, size).where(e.c.id == event_id)).one_or_none()
 
 
 def event_ids(db: Database, where: EventFilter) -> Iterator[int]:

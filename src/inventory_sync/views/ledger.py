@@ -103,6 +103,12 @@ def list_movements(
     return [movement_json(row) for row in rows]
 
 
+def count_of_event(conn: Connection, event_id: int) -> int:
+    return int(
+        conn.execute(select(func.count()).select_from(m).where(of_event(event_id))).scalar_one()
+    )
+
+
 def stream_movements(
     conn: Connection, where: MovementFilter, batch: int = 5000
 ) -> Iterator[dict[str, Any]]:

@@ -38,9 +38,9 @@ def message_json(row: Any) -> dict[str, Any]:
 
 
 def message_for_event(conn: Connection, event_id: int) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(outbox_message).where(outbox_message.c.event_id == event_id)
-    ).one_or_none()
+    """The event's message without its document, which can be large (`get_message` has it)."""
+    columns = [c for c in outbox_message.c if c.name != "document"]
+    row = conn.execute(select(*columns).where(outbox_message.c.event_id == event_id)).one_or_none()
     return None if row is None else message_json(row)
 
 

@@ -54,9 +54,15 @@ def list_events(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-def _load(db: Database, event_id: int) -> Any:
+# What one event's answer holds at most, so that a large event costs what a page costs; the
+# rest is a request away (`/raw`, `/v1/ledger?event_id=`).
+INLINE_BODY_BYTES = 1024 * 1024
+INLINE_MOVEMENTS = 1000
+
+
+def _load(db: Database, event_id: int, inline_bytes: int | None = None) -> Any:
     with db.snapshot() as conn:
-        row = events_view.get_event(conn, event_id)
+        row = events_view.get_event(conn, event_id, inline_bytes)
     if row is None:
         raise NotFound(f"no event {event_id}")
     return row
@@ -64,19 +70,27 @@ def _load(db: Database, event_id: int) -> Any:
 
 @router.get("/{event_id}")
 def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
-    """One event with its raw body (as text when it is UTF-8, else base64), its ledger
-    movements and its ERP message."""
-    row = _load(db, event_id)
+    """One event with its raw body (as text when it is UTF-8, else base64; neither when it is
+    over 1 MiB: `/raw` has it), its first 1,000 ledger movements (`movements_total` says how
+    many there are; `/v1/ledger?event_id=` has them all) and its ERP message."""
+    row = _load(db, event_id, INLINE_BODY_BYTES)
     body = events_view.event_json(row)
-    try:
-        body["raw_body"] = row.raw_body.decode("utf-8")
-        body["raw_body_base64"] = None
-    except UnicodeDecodeError:
-        body["raw_body"] = None
-        body["raw_body_base64"] = base64.b64encode(row.raw_body).decode()
+    body["raw_body_bytes"] = row.raw_body_bytes
+    body["raw_body"] = body["raw_body_base64"] = None
+    if row.raw_body is not None:
+        try:
+            body["raw_body"] = row.raw_body.decode("utf-8")
+        except UnicodeDecodeError:
+            body["raw_body_base64"] = base64.b64encode(row.raw_body).decode()
     with db.snapshot() as conn:
         where = ledger_view.MovementFilter(event_id=event_id)
-        body["movements"] = list(ledger_view.stream_movements(conn, where))
+        movements = ledger_view.list_movements(conn, where, INLINE_MOVEMENTS, None)
+        body["movements"] = movements
+        body["movements_total"] = (
+            len(movements)
+            if len(movements) < INLINE_MOVEMENTS
+            else ledger_view.count_of_event(conn, event_id)
+        )
         body["erp_message"] = outbox_view.message_for_event(conn, event_id)
     return body
 
