@@ -24,7 +24,11 @@ def as_csv_cells(movement: dict[str, Any]) -> dict[str, str]:
         value = movement[column]
         if column == "references":
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        cells[column] = "" if value is None else str(value)
+        text = "" if value is None else str(value)
+        # Text a spreadsheet would run as a formula gets a leading quote; numbers stay numbers.
+        if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            text = "'" + text
+        cells[column] = text
     return cells
 
 
@@ -45,6 +49,18 @@ def populated(client: TestClient) -> TestClient:
     f.post(client, f.adjustment(("A", 1), processed_at="2024-05-02T10:00:00Z"))
     f.post(client, f.handover(("B", 1), fulfillment_location_id="US-BOS-02"))
     f.post(client, f.counted(("A", 2, 3)))
+    f.post(
+        client,
+        f.received(
+            ("=HYPERLINK(\"http://x\")", 1),
+            ("+cmd|' /C calc'!A0", 1),
+            ("-2+3", 1),
+            ("@SUM(A1)", 1),
+            ("\tTAB", 1),
+            ("\rCR", 1),
+            fulfillment_location_id="=1+1",
+        ),
+    )
     f.post(
         client,
         f.returned(
@@ -72,6 +88,23 @@ def populated(client: TestClient) -> TestClient:
 def test_csv_equals_json(populated: TestClient, filters: dict[str, Any]) -> None:
     expected = [as_csv_cells(m) for m in f.ledger(populated, **filters)]
     assert csv_rows(populated, **filters) == expected
+
+
+def test_formula_like_text_is_neutralised_and_numbers_are_not(populated: TestClient) -> None:
+    rows = csv_rows(populated, location_id="=1+1")
+    assert [r["product_id"] for r in rows] == [
+        "'=HYPERLINK(\"http://x\")",
+        "'+cmd|' /C calc'!A0",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tTAB",
+        "'\rCR",
+    ]
+    assert {r["location_id"] for r in rows} == {"'=1+1"}
+    adjusted = csv_rows(populated, kind="adjustment")
+    assert "-1" in [r["quantity"] for r in adjusted]
+    # The JSON ledger is verbatim.
+    assert f.ledger(populated, location_id="=1+1")[0]["product_id"] == '=HYPERLINK("http://x")'
 
 
 def test_csv_ignores_the_page_size(populated: TestClient) -> None:

@@ -38,6 +38,17 @@ CSV_COLUMNS = [
 ]
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP's CSV
+# injection); ids come from NewStore's users and are written as text, never run.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -45,7 +56,7 @@ def _csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
     with db.snapshot() as conn:
         for n, row in enumerate(ledger_view.stream_movements(conn, where), start=1):
             row["references"] = json.dumps(row["references"], ensure_ascii=False, sort_keys=True)
-            writer.writerow([row[c] for c in CSV_COLUMNS])
+            writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
             if n % 500 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
