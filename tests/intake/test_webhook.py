@@ -280,7 +280,8 @@ class TestRawBody:
         assert answer["status"] == "accepted"
         event = f.event(client, answer["event_id"])
         assert event["raw_body_bytes"] == len(content)
-        assert event["raw_body"] is None and event["raw_body_base64"] is None
+        assert event["raw_body"] is None
+        assert event["raw_body_base64"] is None
         assert f.raw(client, answer["event_id"]).content == content
         assert event["movements_total"] == 1500
         assert [m["product_id"] for m in event["movements"]] == [p for p, _ in lines[:1000]]

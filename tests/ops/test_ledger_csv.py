@@ -52,7 +52,7 @@ def populated(client: TestClient) -> TestClient:
     f.post(
         client,
         f.received(
-            ("=HYPERLINK(\"http://x\")", 1),
+            ('=HYPERLINK("http://x")', 1),
             ("+cmd|' /C calc'!A0", 1),
             ("-2+3", 1),
             ("@SUM(A1)", 1),
@@ -93,7 +93,7 @@ def test_csv_equals_json(populated: TestClient, filters: dict[str, Any]) -> None
 def test_formula_like_text_is_neutralised_and_numbers_are_not(populated: TestClient) -> None:
     rows = csv_rows(populated, location_id="=1+1")
     assert [r["product_id"] for r in rows] == [
-        "'=HYPERLINK(\"http://x\")",
+        '\'=HYPERLINK("http://x")',
         "'+cmd|' /C calc'!A0",
         "'-2+3",
         "'@SUM(A1)",

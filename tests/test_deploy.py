@@ -1,0 +1,58 @@
+"""`docker-compose.yml` and the `Dockerfile`, read as Docker would read them: no engine runs in
+the tests, so what they ask of the product is checked against the product itself."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from inventory_sync.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SECRETS = re.compile(
+    r"\$\{((?:INVSYNC_\w*(?:KEYS|TOKENS|SECRET|AUTHORIZATION))|POSTGRES_PASSWORD)(.?)"
+)
+
+
+def test_every_secret_must_be_set_and_none_has_a_default() -> None:
+    references = SECRETS.findall(COMPOSE_TEXT)
+    names = {name for name, _ in references}
+    assert {"INVSYNC_WEBHOOK_KEYS", "INVSYNC_ADMIN_TOKENS", "POSTGRES_PASSWORD"} <= names
+    assert [name for name, operator in references if operator != ":"] == []
+    assert "${" + "POSTGRES_PASSWORD:?" in COMPOSE_TEXT
+    assert not re.search(r"demo-|whsec_[A-Za-z0-9+/]", COMPOSE_TEXT)
+
+
+def test_published_ports_are_on_loopback_unless_the_operator_says_otherwise() -> None:
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("${INVSYNC_BIND:-127.0.0.1}:"), (name, port)
+
+
+def commands() -> list[tuple[str, list[str]]]:
+    found = [(name, s["command"]) for name, s in COMPOSE["services"].items() if "command" in s]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert cmd is not None
+    found.append(("Dockerfile CMD", yaml.safe_load(cmd.group(1))))
+    return found
+
+
+@pytest.mark.parametrize(("service", "command"), commands())
+def test_each_command_and_option_exists(service: str, command: list[str]) -> None:
+    words = [w for w in command if not w.startswith("${")]
+    groups: dict[str, Any] = typer.main.get_command(cli).commands  # type: ignore[attr-defined]
+    is_group = hasattr(groups.get(words[0]), "commands")
+    subcommand = words[:2] if is_group else words[:1]
+    result = CliRunner().invoke(cli, [*subcommand, "--help"], terminal_width=200)
+    assert result.exit_code == 0, (service, result.output)
+    for option in (w for w in words if w.startswith("--")):
+        assert option in result.output, (service, option)
