@@ -37,15 +37,27 @@ def decode(cursor: str | None, kinds: tuple[type, ...]) -> list[Any] | None:
     if (
         not isinstance(position, list)
         or len(position) != len(kinds)
-        or not all(
-            isinstance(part, kind)
-            and not isinstance(part, bool)
-            and not (isinstance(part, str) and "\x00" in part)
-            for part, kind in zip(position, kinds, strict=True)
-        )
+        or not all(map(_storable, position, kinds))
     ):
         raise BadCursor("cursor is not one this service issued")
     return position
+
+
+def _storable(part: Any, kind: type) -> bool:
+    """A value of `kind` that any column can be compared with: a 64-bit integer, or text
+    without NUL that encodes as UTF-8 (a forged `\\ud800` does not)."""
+    if not isinstance(part, kind) or isinstance(part, bool):
+        return False
+    if isinstance(part, int):
+        return -(2**63) <= part < 2**63
+    if isinstance(part, str):
+        if "\x00" in part:
+            return False
+        try:
+            part.encode()
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 def page(items: list[dict[str, Any]], limit: int, position_of: Any) -> dict[str, Any]:

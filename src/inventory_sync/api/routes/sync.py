@@ -16,7 +16,9 @@ from inventory_sync.errors import NotFound, ServiceError
 from inventory_sync.views import outbox as outbox_view
 
 router = APIRouter(prefix="/v1/sync", tags=["erp sync"])
-MessageId = Annotated[str, Path(min_length=1, max_length=64)]
+# Printable ASCII, as every id the service issues is: anything else names no message, and
+# some of it (NUL) no database could even look up.
+MessageId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 
 
 class AlreadyDelivered(ServiceError):
@@ -29,7 +31,7 @@ def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
     status: Literal["pending", "delivered", "dead"] | None = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64, pattern=r"^[!-~]+$")] = None,
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     tenant: TextQuery = None,
     location_id: TextQuery = None,
