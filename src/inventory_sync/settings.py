@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     keepalive_seconds: float = Field(default=5.0, gt=0, le=3600)
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    metrics_token: SecretStr | None = None
+    api_docs: bool = True
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
 
@@ -70,7 +72,9 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("erp_url", "erp_authorization", "erp_signing_secret", mode="before")
+    @field_validator(
+        "erp_url", "erp_authorization", "erp_signing_secret", "metrics_token", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -59,11 +59,16 @@ def test_other_methods_and_paths_are_fastapis(client: TestClient) -> None:
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["x-request-id"]
-    # A trailing slash is FastAPI's to redirect, not the webhook's to answer.
-    slash = client.post(
-        URL + "/", content="{}", headers=f.webhook_headers(), follow_redirects=False
-    )
-    assert slash.status_code == 307
+
+
+def test_a_trailing_slash_is_the_webhook_too_and_nothing_redirects(client: TestClient) -> None:
+    body = json.dumps(f.received(("A", 1)))
+    slash = client.post(URL + "/", content=body, headers=f.webhook_headers())
+    assert slash.status_code == 200
+    assert slash.json()["status"] == "accepted"
+    listing = client.get("/v1/events/", headers=f.read_headers(), follow_redirects=False)
+    assert listing.status_code == 404
+    assert "location" not in listing.headers
 
 
 def test_a_root_path_is_honoured(settings: Settings) -> None:

@@ -13,14 +13,18 @@ import inspect
 import io
 import json
 import logging
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from inventory_sync import credentials
-from inventory_sync.api import intake
+from inventory_sync.api import auth, intake, request_id
+from inventory_sync.api.app import create_app
 from inventory_sync.observability import logs
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
@@ -130,3 +134,100 @@ def test_openapi_documents_the_errors_as_problems(client: TestClient) -> None:
                 assert list(content) == ["application/problem+json"], (method, path, status)
             if method != "get":
                 assert "403" in operation["responses"], (method, path)
+
+
+class TestHeaders:
+    def test_every_answer_carries_the_common_headers(self, client: TestClient) -> None:
+        answers = [
+            client.get("/healthz"),
+            client.get("/nowhere"),
+            client.get("/docs"),
+            client.get("/v1/events"),  # 401
+            client.get("/v1/events", headers=f.read_headers()),
+            client.post(
+                "/webhooks/newstore",
+                content=json.dumps(f.received(("A", 1))),
+                headers=f.webhook_headers(),
+            ),
+            client.post("/webhooks/newstore", content="{}"),  # 401, answered before FastAPI
+            client.get("/webhooks/newstore"),  # 405
+        ]
+        for response in answers:
+            for name, value in request_id.COMMON_HEADERS:
+                assert response.headers[name.decode()] == value.decode(), response.url
+            assert response.headers["x-request-id"]
+
+
+class TestMetricsToken:
+    def test_without_it_metrics_are_open(self, client: TestClient) -> None:
+        assert client.get("/metrics").status_code == 200
+
+    def test_with_it_metrics_need_it(self, settings: Settings) -> None:
+        token = "metrics-" + "7" * 20
+        guarded = settings.model_copy(update={"metrics_token": SecretStr(token)})
+        with TestClient(create_app(guarded)) as client:
+            assert client.get("/metrics").status_code == 401
+            for wrong in (f.ADMIN_TOKEN, token + "x"):
+                headers = {"Authorization": f"Bearer {wrong}"}
+                assert client.get("/metrics", headers=headers).status_code == 401
+            response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+            assert "invsync_stored_events" in response.text
+
+
+def test_the_api_docs_can_be_switched_off(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"api_docs": False}))) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert client.get(path).status_code == 404, path
+        assert f.post(client, f.received(("A", 1)))["status"] == "accepted"
+
+
+class TestGeneratedCredentials:
+    GENERATED = credentials.Generated(credentials.WEBHOOK_KEY, "wk_" + "s" * 40, "digest")
+
+    def test_without_a_terminal_they_go_to_a_file_only_its_owner_reads(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        with caplog.at_level(logging.INFO):
+            auth.announce(self.GENERATED, "INVSYNC_WEBHOOK_KEYS")
+            auth.announce(
+                credentials.Generated(credentials.ADMIN_TOKEN, "at_" + "t" * 40, "digest"),
+                "INVSYNC_ADMIN_TOKENS",
+            )
+        path = tmp_path / auth.CREDENTIALS_FILE
+        assert path.read_text() == (
+            f"INVSYNC_WEBHOOK_KEYS={'wk_' + 's' * 40}\nINVSYNC_ADMIN_TOKENS={'at_' + 't' * 40}\n"
+        )
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert "s" * 40 not in capsys.readouterr().err
+        assert "s" * 40 not in str([r.__dict__ for r in caplog.records])
+        assert [getattr(r, "file", None) for r in caplog.records] == [str(path)] * 2
+
+    def test_on_a_terminal_they_are_shown_and_no_file_is_written(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        screen = io.StringIO()
+        screen.isatty = lambda: True  # type: ignore[method-assign]
+        monkeypatch.setattr(auth.sys, "stderr", screen)
+        auth.announce(self.GENERATED, "INVSYNC_WEBHOOK_KEYS")
+        assert "wk_" + "s" * 40 in screen.getvalue()
+        assert not (tmp_path / auth.CREDENTIALS_FILE).exists()
+
+    def test_a_file_that_cannot_be_written_is_said_without_the_secret(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        (tmp_path / auth.CREDENTIALS_FILE).mkdir()  # unwritable even for root
+        monkeypatch.chdir(tmp_path)
+        with caplog.at_level(logging.INFO):
+            auth.announce(self.GENERATED, "INVSYNC_WEBHOOK_KEYS")
+        [record] = caplog.records
+        assert record.getMessage() == "credentials.generated_not_shown"
+        assert record.levelno == logging.ERROR
+        assert getattr(record, "variable", None) == "INVSYNC_WEBHOOK_KEYS"
+        assert "s" * 40 not in str(record.__dict__)

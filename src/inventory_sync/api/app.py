@@ -100,11 +100,18 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await store.close()
 
+    docs = settings.api_docs
     app = Service(
         title="newstore-inventory-sync",
         version=__version__,
         description="NewStore inventory events in; an append-only ledger and ERP documents out.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        # A redirect would build its Location from the request's Host header; a path with a
+        # trailing slash is simply not found (the webhook answers either way: api.intake).
+        redirect_slashes=False,
     )
     _declare_intake(app)
     register_error_handlers(app)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -16,6 +19,8 @@ from inventory_sync.errors import DatabaseUnavailable, ServiceError
 from inventory_sync.settings import Settings
 from inventory_sync.storage import migrate
 from inventory_sync.storage.store import Store
+
+log = logging.getLogger("inventory_sync.auth")
 
 
 class Unauthorized(ServiceError):
@@ -31,14 +36,39 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
+# Where a generated secret goes when no terminal is there to show it on, in the working
+# directory; written as `VARIABLE=secret` lines, the format of a `.env` file.
+CREDENTIALS_FILE = "inventory-sync.credentials"
+
+
 def announce(generated: credentials.Generated, variable: str) -> None:
-    """Show a freshly generated secret once, on the terminal, never in the structured log."""
+    """Show a freshly generated secret once: on the terminal when there is one; else (a
+    container, a service manager, whose output ends up in log stores) in a file only its owner
+    can read, whose path is logged. Never in the log itself."""
     label = "webhook key" if generated.kind == credentials.WEBHOOK_KEY else "admin token"
-    sys.stderr.write(
-        f"\n  Generated {label} (shown only now; set {variable} to use your own):\n"
-        f"    {generated.secret}\n\n"
+    if sys.stderr.isatty():
+        sys.stderr.write(
+            f"\n  Generated {label} (shown only now; set {variable} to use your own):\n"
+            f"    {generated.secret}\n\n"
+        )
+        sys.stderr.flush()
+        return
+    path = Path(CREDENTIALS_FILE).resolve()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a") as file:
+            os.fchmod(descriptor, 0o600)  # should the file have been there already
+            file.write(f"{variable}={generated.secret}\n")
+    except OSError as error:
+        log.error(
+            "credentials.generated_not_shown",
+            extra={"credential": label, "variable": variable, "error": str(error)},
+        )
+        return
+    log.warning(
+        "credentials.generated",
+        extra={"credential": label, "variable": variable, "file": str(path)},
     )
-    sys.stderr.flush()
 
 
 async def load_keyring(settings: Settings, store: Store) -> Keyring:

@@ -17,9 +17,7 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
-from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
-from starlette.responses import RedirectResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from inventory_sync import credentials
@@ -133,14 +131,11 @@ def serves(scope: Scope) -> bool:
 
 
 class IntakeEndpoint:
-    """Serves every request for `/webhooks/newstore`: POST is the webhook."""
+    """Serves every request for `/webhooks/newstore`, with or without a trailing slash (a
+    callback URL registered with one must not depend on NewStore following a redirect): POST
+    is the webhook."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _route_path(scope) != PATH:
-            # As FastAPI's routing does for a route declared without the trailing slash.
-            url = URL(scope=scope)
-            await RedirectResponse(url.replace(path=url.path[:-1]), 307)(scope, receive, send)
-            return
         if scope["method"] != "POST":
             refusal = problem(405, "Method Not Allowed", headers={"Allow": "POST"})
             await refusal(scope, receive, send)

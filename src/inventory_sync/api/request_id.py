@@ -1,4 +1,5 @@
-"""Request ids: one per request, in every log line it causes and in its `X-Request-ID`."""
+"""Request ids: one per request, in every log line it causes and in its `X-Request-ID`; and the
+headers every answer carries."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from inventory_sync.observability.logs import REQUEST_ID
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from the caller is kept only when it is short and plain, so it cannot forge log lines.
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Answers are data for one caller: never cached by a proxy or a browser, never sniffed into
+# another type, never framed (the /docs page), and no Referer leaves them.
+COMMON_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_REPLACED = {b"x-request-id", *(name for name, _ in COMMON_HEADERS)}
 
 
 class RequestIdMiddleware:
-    """Binds `request_id` into every log line of a request and returns it as `X-Request-ID`.
+    """Binds `request_id` into every log line of a request and returns it as `X-Request-ID`,
+    with `COMMON_HEADERS`.
 
     The caller's `X-Request-ID` (a proxy's, say) is reused when acceptable, else a new one is
     made. Pure ASGI rather than `BaseHTTPMiddleware`, so streamed answers (CSV export) stay
@@ -43,8 +54,9 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in _REPLACED
                 ]
+                headers += COMMON_HEADERS
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
