@@ -148,6 +148,8 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ),
     ("long product", dumps(with_line(product_id="P" * 5000)), "payload.items.0.product_id"),
     ("long payload id", dumps(receipt(id="i" * 100_000)), "payload.id"),
+    ("payload id of two million characters", dumps(receipt(id="i" * 2_000_000)), "payload.id"),
+    ("tenant of a million characters", dumps({**receipt(), "tenant": "t" * 1_000_000}), "tenant"),
     ("long tenant", dumps({**receipt(), "tenant": "t" * 20_000}), "tenant"),
     ("chunk zero", dumps(receipt(chunk_number=0)), "payload.chunk_number"),
     ("negative chunk", dumps(receipt(chunk_number=-1)), "payload.chunk_number"),

@@ -97,13 +97,20 @@ class TestReceive:
 
     def test_a_refused_value_keeps_the_body_quarantined_with_the_reason(self) -> None:
         store = FakeStore()
-        store.fail_next = InputRefused("ProgramLimitExceededError: index row size 3000")
+        store.fail_next = InputRefused("index row size 3000 (ProgramLimitExceededError)")
         outcome = receive(store, f.received(("A", 1)))
         assert outcome.status is Status.QUARANTINED
         assert outcome.detail == (
-            "could not be processed: ProgramLimitExceededError: index row size 3000"
+            "could not be processed: index row size 3000 (ProgramLimitExceededError)"
         )
         assert store.events[outcome.event_id].columns["slot"].startswith("raw:")
+
+    def test_a_defect_is_named_by_its_first_line_never_its_statement(self) -> None:
+        store = FakeStore()
+        store.fail_next = RuntimeError("it broke\n[SQL: INSERT INTO inbound_event ...]")
+        outcome = receive(store, f.received(("A", 1)))
+        assert outcome.status is Status.QUARANTINED
+        assert outcome.detail == "could not be processed: it broke (RuntimeError)"
 
     def test_an_unavailable_database_stores_nothing_and_says_so(self) -> None:
         store = FakeStore()

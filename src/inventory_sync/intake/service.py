@@ -98,7 +98,10 @@ async def receive(
 def _failure(error: Exception) -> str:
     if isinstance(error, InputRefused):
         return f"could not be processed: {error}"
-    return f"could not be processed: {type(error).__name__}: {str(error)[:300]}"
+    # The first line only: a driver's or SQLAlchemy's message goes on with the statement and
+    # its parameters, which are no reason and may be the whole body again.
+    reason = str(error).partition("\n")[0][:300]
+    return f"could not be processed: {reason} ({type(error).__name__})"
 
 
 async def _store_failure(
