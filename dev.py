@@ -5,6 +5,7 @@ python3 dev.py serve [options]   run the service (embedded SQLite unless configu
 python3 dev.py test [pytest args] run the whole test suite
 python3 dev.py check             ruff, mypy and the import contracts
 python3 dev.py soak [--minutes N] the long reliability run (kills, a PostgreSQL restart)
+python3 dev.py hostile           what hostile clients cost a running service
 python3 dev.py bench [--quick]   the intake benchmark (bench/README.md; needs wrk)
 python3 dev.py cli ARGS...       any `inventory-sync` command
 """
@@ -56,6 +57,8 @@ def main(args: list[str]) -> int:
         return run(str(BIN / "python"), "-m", "pytest", "-n", "auto", *rest)
     if command == "soak":
         return run(str(BIN / "python"), "-m", "tests.reliability.soak", *rest)
+    if command == "hostile":
+        return run(str(BIN / "python"), "-m", "tests.reliability.hostile", *rest)
     if command == "bench":
         return run(str(BIN / "python"), str(ROOT / "bench" / "run.py"), *rest)
     if command == "check":

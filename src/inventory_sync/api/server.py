@@ -10,7 +10,9 @@ adds what is missing at the level where the bytes arrive, before any of them rea
 - a head must arrive within `header_timeout` of the connection or of its first byte, and a
   body within `body_timeout` of its head, else `408` and the connection closed (a connection
   that sent nothing is closed without an answer);
-- beyond `max_connections` open connections, a new one is answered `503` and closed at once.
+- beyond `max_connections` open connections, the one idle longest (open, or kept alive,
+  without a request) is closed to make room; with none idle, the new one is answered `503` and
+  closed at once.
 
 A reverse proxy in front can still add what a single process cannot: per-client rate limits,
 TLS, and buffering of slow clients (docs/operations.md).
@@ -80,13 +82,34 @@ class Protocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
         """Answered and closing: what the parser still finds in the bytes at hand is dropped."""
+        self._idle_since: float | None = None
+        """Since when the connection has been open without a request: new, or kept alive."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
+        self._idle_since = self.loop.time()
+        if len(self.connections) > self.limits.max_connections and not self._evict_idle():
             self._refuse("too_many_connections", 503, "too many connections; retry shortly")
             return
         self._arm(self.limits.header_timeout, "header_timeout")
+
+    def _evict_idle(self) -> bool:
+        """Make room by closing the connection that has been idle longest, as nginx reuses
+        kept-alive connections when it runs short: a flood of connections that send nothing
+        then costs real clients nothing but the header timeout of the flood's own."""
+        idle = [
+            c
+            for c in self.connections
+            if isinstance(c, Protocol) and c is not self and c._idle_since is not None
+        ]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c._idle_since or 0.0)
+        CONNECTIONS_REFUSED.labels("evicted_idle").inc()
+        oldest._refused = True
+        oldest._disarm()
+        oldest.transport.close()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -96,6 +119,7 @@ class Protocol(HttpToolsProtocol):
         if self._refused:
             return
         if self._in_head:
+            self._idle_since = None
             # Counted whole before parsing: if the head is still incomplete after these bytes,
             # every one of them belongs to it.
             self._head_bytes += len(data)
@@ -136,6 +160,11 @@ class Protocol(HttpToolsProtocol):
         self._disarm()
         self._in_head = True
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.cycle.response_complete and not self.pipeline:
+            self._idle_since = self.loop.time()  # kept alive, waiting for the next request
 
     def _head_size(self) -> int:
         """The head's size as sent, give or take the request line's spaces and version."""
