@@ -29,6 +29,14 @@ def _add_request_id(
     return event
 
 
+def _drop_colours(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # uvicorn passes its message again with ANSI colour codes, for its own terminal formatter.
+    event.pop("color_message", None)
+    return event
+
+
 def configure(settings: Settings) -> None:
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     renderer: structlog.typing.Processor = (
@@ -46,6 +54,7 @@ def configure(settings: Settings) -> None:
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
                 structlog.stdlib.ExtraAdder(),
+                _drop_colours,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
                 structlog.processors.format_exc_info,
             ],
