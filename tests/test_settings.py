@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from inventory_sync.settings import ConfigurationError, load_settings
+from inventory_sync.settings import ConfigurationError, load_settings, unknown_variables
 
 
 class TestSettings:
@@ -73,3 +76,31 @@ class TestSettings:
         monkeypatch.setenv("INVSYNC_ERP_RETRY_MAX_SECONDS", "5")
         with pytest.raises(ConfigurationError, match="INVSYNC_ERP_RETRY_MAX_SECONDS"):
             load_settings(_env_file=None)
+
+
+class TestUnknownVariables:
+    def test_a_misspelt_variable_names_the_closest_setting(self) -> None:
+        environ = {
+            "INVSYNC_WEBHOOK_KEY": "k",
+            "invsync_erp_ur": "x",
+            "INVSYNC_DATABASE_URL": "sqlite://",
+            "INVSYNC_COMPLETELY_DIFFERENT": "1",
+            "PATH": "/bin",
+        }
+        assert unknown_variables(environ) == [
+            "INVSYNC_COMPLETELY_DIFFERENT is not a setting and is ignored",
+            "INVSYNC_WEBHOOK_KEY is not a setting and is ignored; did you mean "
+            "INVSYNC_WEBHOOK_KEYS?",
+            "invsync_erp_ur is not a setting and is ignored; did you mean INVSYNC_ERP_URL?",
+        ]
+
+    def test_the_env_file_is_read_too(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        for name in [n for n in os.environ if n.upper().startswith("INVSYNC_")]:
+            monkeypatch.delenv(name)
+        (tmp_path / ".env").write_text("INVSYNC_LOG_LEVL=debug\nINVSYNC_LOG_LEVEL=info\n")
+        assert unknown_variables() == [
+            "INVSYNC_LOG_LEVL is not a setting and is ignored; did you mean INVSYNC_LOG_LEVEL?"
+        ]

@@ -5,7 +5,9 @@
     ├── ServiceError          an expected failure with an HTTP status; never a 500
     │   ├── NotFound          404
     │   └── BadCursor         400, a cursor this service did not issue
-    ├── DatabaseUnavailable   try again later: unreachable, locked, timed out, schema missing
+    ├── DatabaseUnavailable   try again later: unreachable, locked, timed out
+    │   ├── SchemaBehind      the schema is missing or older than the code: an admin migrates
+    │   └── DatabaseRefusesUs wrong credentials, no such database: an admin fixes the URL
     └── InputRefused          the database refuses these values (too long for an index entry,
                               out of range): retrying the same input fails the same way
 """
@@ -37,6 +39,22 @@ class BadCursor(ServiceError):
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached, is locked or has no schema yet; retry later."""
+
+
+class SchemaBehind(DatabaseUnavailable):
+    """The database answers, but its schema is missing or older than this version. Requests
+    are still refused as unavailable (retried), since a migration makes them work."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the database schema is behind this version ({reason}); "
+            "run `inventory-sync db upgrade`"
+        )
+
+
+class DatabaseRefusesUs(DatabaseUnavailable):
+    """The database server refuses the configured connection: wrong user or password, no
+    such database. Retrying will not help until `INVSYNC_DATABASE_URL` or the server is fixed."""
 
 
 class InputRefused(Exception):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -164,6 +168,26 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(f"INVSYNC_{field.upper()}: {message}") from None
     except ValueError as exc:  # e.g. a .env line pydantic-settings cannot decode
         raise ConfigurationError(f"configuration: {exc}") from None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line for each `INVSYNC_` variable that is no setting (in the environment or the
+    `.env` file), naming the closest setting: a misspelt one is otherwise silently ignored."""
+    known = {f"INVSYNC_{name.upper()}" for name in Settings.model_fields}
+    # Read by the ops tooling around the service, not by the service itself.
+    known |= {"INVSYNC_REQUIRE_POSTGRES", "INVSYNC_BIND"}
+    names = set(os.environ if environ is None else environ)
+    env_file = Path(".env")
+    if environ is None and env_file.is_file():
+        names |= {name for name in dotenv_values(env_file) if name}
+    lines = []
+    for name in sorted(n for n in names if n.upper().startswith("INVSYNC_")):
+        if name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name} is not a setting and is ignored{hint}")
+    return lines
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -24,6 +25,7 @@ from inventory_sync.intake.classify import Rules
 from inventory_sync.intake.recent import RecentBodies
 from inventory_sync.observability import logs
 from inventory_sync.observability.metrics import DatabaseCollector
+from inventory_sync.observability.traffic import TRAFFIC
 from inventory_sync.settings import ConfigurationError, Settings, load_settings
 from inventory_sync.storage.store import Store, open_store
 
@@ -37,7 +39,11 @@ INTAKE_CONNECTIONS = 8
 async def prepare(settings: Settings, store: Store) -> Keyring:
     """Make the schema usable where the service may (the embedded SQLite default) and load the
     credentials it accepts, generating the missing ones."""
-    await store.prepare()
+    problem = await store.prepare()
+    if problem is not None:
+        # Served anyway: /readyz and every webhook answer 503 with the reason until an
+        # operator migrates, which may be under way (docker-compose.yml runs it beside).
+        log.error("app.schema_behind", extra={"reason": problem})
     return await load_keyring(settings, store)
 
 
@@ -95,9 +101,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.rules = Rules.from_settings(settings)
         app.state.recent_bodies = RecentBodies()
         app.state.metrics_collector = DatabaseCollector(store.database)
+        summary = asyncio.create_task(TRAFFIC.summarise())
         try:
             yield
         finally:
+            summary.cancel()
             await store.close()
 
     docs = settings.api_docs

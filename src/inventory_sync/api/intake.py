@@ -24,10 +24,11 @@ from inventory_sync import credentials
 from inventory_sync.api.auth import bearer_token, current_keyring
 from inventory_sync.api.problems import database_unavailable, problem
 from inventory_sync.credentials import Keyring
-from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.errors import DatabaseUnavailable, SchemaBehind
 from inventory_sync.intake import service
 from inventory_sync.intake.classify import Status
 from inventory_sync.observability import metrics
+from inventory_sync.observability.traffic import TRAFFIC
 
 log = logging.getLogger("inventory_sync.webhooks")
 PATH = "/webhooks/newstore"
@@ -125,6 +126,20 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
+_schema_behind_said = False
+
+
+def _log_unavailable(error: DatabaseUnavailable) -> None:
+    """A schema behind the code is said once per process, as an error: every webhook until an
+    operator migrates would say it again, and only the operator can end it."""
+    global _schema_behind_said
+    if not isinstance(error, SchemaBehind):
+        log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
+    elif not _schema_behind_said:
+        _schema_behind_said = True
+        log.error("webhook.schema_behind", extra={"error": str(error)[:300]})
+
+
 def serves(scope: Scope) -> bool:
     """Whether `IntakeEndpoint` answers this request."""
     return scope["type"] == "http" and _route_path(scope).rstrip("/") == PATH
@@ -152,9 +167,10 @@ class IntakeEndpoint:
         if not keyring.complete:
             try:
                 keyring = await current_keyring(state)
-            except DatabaseUnavailable:
+            except DatabaseUnavailable as error:
+                _log_unavailable(error)
                 metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
-                await database_unavailable()(scope, receive, send)
+                await database_unavailable(error)(scope, receive, send)
                 return
         authorization = content_type = declared = None
         for name, value in scope["headers"]:
@@ -201,11 +217,12 @@ class IntakeEndpoint:
                 state.store, body, content_type, state.rules, state.recent_bodies
             )
         except DatabaseUnavailable as error:
-            log.warning("webhook.database_unavailable", extra={"error": str(error)[:200]})
+            _log_unavailable(error)
             metrics.WEBHOOK_REJECTED.labels("database_unavailable").inc()
-            await database_unavailable()(scope, receive, send)
+            await database_unavailable(error)(scope, receive, send)
             return
         metrics.observe_intake(outcome.status, started, outcome.name)
+        TRAFFIC.count(outcome.status.value)
         log.log(
             _LOG_LEVELS[outcome.status],
             "webhook.received",

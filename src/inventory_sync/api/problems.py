@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inventory_sync.errors import DatabaseUnavailable, InputRefused, ServiceError
+from inventory_sync.errors import DatabaseUnavailable, InputRefused, SchemaBehind, ServiceError
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
@@ -97,15 +97,15 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def database_unavailable() -> JSONResponse:
+def database_unavailable(error: DatabaseUnavailable | None = None) -> JSONResponse:
     """A database error that is not the request's fault (server gone, schema missing while an
-    upgrade runs): a retryable 503, never a bare 500."""
-    return problem(
-        503,
-        "the database is unavailable; retry later",
-        code="database_unavailable",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    upgrade runs): a retryable 503, never a bare 500. A schema behind the code says so, since
+    only an operator can end it."""
+    if isinstance(error, SchemaBehind):
+        detail, code = str(error), "schema_behind"
+    else:
+        detail, code = "the database is unavailable; retry later", "database_unavailable"
+    return problem(503, detail, code=code, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -130,8 +130,8 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem(422, detail, code="invalid_request", extra={"errors": issues})
 
     @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(_request: Request, _error: Exception) -> JSONResponse:
-        return database_unavailable()
+    async def _unavailable(_request: Request, error: DatabaseUnavailable) -> JSONResponse:
+        return database_unavailable(error)
 
     @app.exception_handler(InputRefused)
     async def _refused(_request: Request, error: InputRefused) -> JSONResponse:

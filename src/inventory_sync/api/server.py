@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,3 +237,18 @@ def open_files_for(limits: Limits) -> Limits:
         fits,
     )
     return Limits(limits.max_header_bytes, limits.header_timeout, limits.body_timeout, fits)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` and not yet listening: uvicorn listens on it when it
+    starts serving, in each API process."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

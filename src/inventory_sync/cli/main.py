@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
@@ -17,7 +19,7 @@ from uvicorn.supervisors import Multiprocess
 from inventory_sync.cli import events, reconciliation, sync
 from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.erp_sync import supervisor
-from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.errors import DatabaseRefusesUs, DatabaseUnavailable, SchemaBehind
 from inventory_sync.observability import logs
 from inventory_sync.settings import Settings
 from inventory_sync.storage import migrate
@@ -37,6 +39,7 @@ cli.add_typer(events.events_cli, name="events")
 cli.command("status")(reconciliation.status)
 
 _APP = "inventory_sync.api.app:app_factory"
+log = logging.getLogger("inventory_sync.cli")
 
 
 def _prepare(settings: Settings) -> None:
@@ -55,6 +58,27 @@ def _prepare(settings: Settings) -> None:
     asyncio.run(run())
 
 
+def _prepare_once_reachable(settings: Settings) -> None:
+    """`_prepare`, waiting for a database that is only unreachable (it may be starting too);
+    a database that refuses the configured connection stops `serve` at once."""
+    delay = 1.0
+    while True:
+        try:
+            _prepare(settings)
+            return
+        except DatabaseRefusesUs as error:
+            typer.echo(f"the database refuses the connection: {error}", err=True)
+            typer.echo("check INVSYNC_DATABASE_URL (user, password, database name)", err=True)
+            raise typer.Exit(2) from None
+        except DatabaseUnavailable as error:
+            log.warning(
+                "serve.database_unavailable",
+                extra={"error": str(error)[:300], "retry_in_seconds": delay},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -68,13 +92,17 @@ def serve(
     restarted if it dies and stopped with the API."""
     settings = settings_or_exit()
     logs.configure(settings)
+    # Imported here, like _prepare's: the other commands start without the web framework.
+    from inventory_sync.api import server as http
+
     try:
-        _prepare(settings)
-    except DatabaseUnavailable as error:
-        typer.echo(
-            f"warning: database unavailable at start ({error}); serving 503 until it is back",
-            err=True,
-        )
+        # Bound now, listening only once serving: a port in use is said before anything else,
+        # and until then connections are refused rather than left waiting.
+        sock = http.bind(host, port)
+    except OSError as error:
+        typer.echo(f"cannot listen on {host}:{port}: {error.strerror or error}", err=True)
+        raise typer.Exit(2) from None
+    _prepare_once_reachable(settings)
     typer.echo(
         f"inventory-sync on http://{host}:{port} (POST /webhooks/newstore, docs at /docs)",
         err=True,
@@ -88,9 +116,6 @@ def serve(
         # uvicorn re-raises the SIGTERM it shut down on; with the default action the process
         # would end on the spot and leave stopping the worker to the worker's own watchdog.
         signal.signal(signal.SIGTERM, _exit_on_signal)
-    # Imported here, like _prepare's: the other commands start without the web framework.
-    from inventory_sync.api import server as http
-
     config = http.Config(
         _APP,
         http.open_files_for(http.Limits.from_settings(settings)),
@@ -108,10 +133,10 @@ def serve(
     with supervisor.running(grace) if run_worker else contextlib.nullcontext() as worker:
         if workers > 1:
             # uvicorn's process manager: the worker is stopped once the API processes are.
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
             return
         server = _Server(config, worker.begin_stop if worker else None)
-        server.run()
+        server.run(sockets=[sock])
         if not server.started:
             sys.exit(3)
 
@@ -157,8 +182,19 @@ def db_current() -> None:
 
 
 def main() -> None:
+    """The entry point: database problems are one line and an exit status, never a traceback
+    (2: the database refuses the configured connection, 3: unreachable or busy, 4: its schema
+    is behind this version)."""
     try:
         cli()
+    except SchemaBehind as error:
+        typer.echo(str(error), err=True)
+        sys.exit(4)
+    except DatabaseRefusesUs as error:
+        typer.echo(f"the database refuses the connection: {error}", err=True)
+        sys.exit(2)
     except DatabaseUnavailable as error:
         typer.echo(f"database unavailable: {error}", err=True)
         sys.exit(3)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -14,7 +14,12 @@ from contextlib import contextmanager
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
-from inventory_sync.errors import DatabaseUnavailable, InputRefused
+from inventory_sync.errors import (
+    DatabaseRefusesUs,
+    DatabaseUnavailable,
+    InputRefused,
+    SchemaBehind,
+)
 
 # SQLSTATE classes that mean "try again later": connection exception, transaction rollback
 # (deadlock, serialization), insufficient resources, object not in prerequisite state (lock not
@@ -26,6 +31,10 @@ _TRY_LATER = ("08", "40", "53", "55", "57", "58")
 _REFUSED = ("22", "54")
 # Undefined table or column: the schema is behind the code; once migrated, it works.
 _SCHEMA_BEHIND = ("42P01", "42703")
+# Invalid authorization (no such role, wrong password) and no such database.
+_REFUSES_US = ("28000", "28P01", "3D000")
+# SQLite's words for the same as _SCHEMA_BEHIND.
+_SQLITE_BEHIND = ("no such table", "no such column")
 
 
 def error_for(sqlstate: str | None) -> type[DatabaseUnavailable | InputRefused] | None:
@@ -33,7 +42,11 @@ def error_for(sqlstate: str | None) -> type[DatabaseUnavailable | InputRefused] 
     state = sqlstate or ""
     if state[:2] in _REFUSED:
         return InputRefused
-    if state[:2] in _TRY_LATER or state in _SCHEMA_BEHIND:
+    if state in _SCHEMA_BEHIND:
+        return SchemaBehind
+    if state in _REFUSES_US:
+        return DatabaseRefusesUs
+    if state[:2] in _TRY_LATER:
         return DatabaseUnavailable
     return None
 
@@ -45,15 +58,18 @@ def _mapped(error: exc.SQLAlchemyError) -> Exception | None:
     if not isinstance(error, exc.DBAPIError):
         return None
     kind = error_for(getattr(error.orig, "sqlstate", None))
+    first_line = str(error).splitlines()[0]
     if kind is InputRefused:
         return InputRefused(f"{str(error.orig)[:300]} ({type(error.orig).__name__})")
-    if (
-        kind is DatabaseUnavailable
-        or error.connection_invalidated
-        # SQLite's errors carry no SQLSTATE: locked, no such table, disk I/O.
-        or isinstance(error, exc.OperationalError | exc.InterfaceError)
-    ):
-        return DatabaseUnavailable(str(error).splitlines()[0])
+    if kind is SchemaBehind or kind is DatabaseRefusesUs:
+        return kind(str(error.orig).splitlines()[0])
+    if kind is DatabaseUnavailable:
+        return kind(first_line)
+    # SQLite's errors carry no SQLSTATE: no such table, locked, disk I/O.
+    if isinstance(error, exc.OperationalError) and str(error.orig).startswith(_SQLITE_BEHIND):
+        return SchemaBehind(str(error.orig))
+    if error.connection_invalidated or isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return DatabaseUnavailable(first_line)
     return None
 
 

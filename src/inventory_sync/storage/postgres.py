@@ -370,6 +370,9 @@ class PostgresStore:
         return cls(pool, Database(engine(url)))
 
     async def prepare(self) -> str | None:
+        # Through asyncpg first: its errors carry the SQLSTATE that tells a refused login or a
+        # missing database (DatabaseRefusesUs) from one that is only unreachable.
+        await self._fetch("SELECT 1", ())
         # Admins migrate PostgreSQL (`inventory-sync db upgrade`); the service only checks.
         return await asyncio.to_thread(migrate.schema_problem, self.database)
 
