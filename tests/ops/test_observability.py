@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from sqlalchemy import insert, select, text
 
 from inventory_sync.api.app import create_app
 from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync.heartbeat import Heartbeat, State
 from inventory_sync.observability import logs
 from inventory_sync.observability.metrics import DatabaseCollector
 from inventory_sync.settings import Settings
@@ -21,6 +24,7 @@ from inventory_sync.storage import migrate
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.store import open_database
 from inventory_sync.storage.tables import outbox_message, sync_attempt
+from inventory_sync.views import workers as workers_view
 from tests import factories as f
 
 
@@ -193,3 +197,55 @@ class TestReadiness:
                     {"head": migrate.head()},
                 )
         assert client.get("/readyz").status_code == 200
+
+
+class TestWorkers:
+    def test_heartbeats_give_each_worker_its_state_and_a_silent_one_is_lost(
+        self, client: TestClient, db: Database
+    ) -> None:
+        now = utcnow()
+        delivering = Heartbeat(db, "w-delivering")
+        delivering.beat(State("delivering", breaker_open=True, last_error="ERP answered 503"), now)
+        Heartbeat(db, "w-idle").beat(State("idle", last_error="INVSYNC_ERP_URL is not set"), now)
+        Heartbeat(db, "w-gone").beat(State("delivering"), now - timedelta(minutes=5))
+        Heartbeat(db, "w-done").beat(State("stopped"), now - timedelta(minutes=5))
+        delivering.beat(State("delivering", breaker_open=True, last_error="ERP answered 503"), now)
+        with db.snapshot() as conn:
+            found = {w["name"]: w for w in workers_view.workers(conn, now)}
+        assert {name: w["state"] for name, w in found.items()} == {
+            "w-delivering": "delivering",
+            "w-idle": "idle",
+            "w-gone": "lost",
+            "w-done": "stopped",
+        }
+        assert found["w-delivering"]["last_error"] == "ERP answered 503"
+        body = client.get("/metrics").text
+        for sample in (
+            'invsync_erp_workers{state="delivering"} 1.0',
+            'invsync_erp_workers{state="idle"} 1.0',
+            'invsync_erp_workers{state="lost"} 1.0',
+            'invsync_erp_workers{state="stopped"} 1.0',
+            'invsync_erp_workers{state="misconfigured"} 0.0',
+            "invsync_erp_breaker_open 1.0",
+        ):
+            assert sample in body
+
+    def test_a_worker_gone_a_day_is_forgotten(self, db: Database) -> None:
+        now = utcnow()
+        Heartbeat(db, "w-old").beat(State("stopped"), now - timedelta(days=2))
+        Heartbeat(db, "w-new").beat(State("delivering"), now)
+        with db.snapshot() as conn:
+            assert [w["name"] for w in workers_view.workers(conn, now)] == ["w-new"]
+
+
+def test_the_runbook_names_exactly_the_metrics_served(client: TestClient) -> None:
+    f.post(client, f.received(("A", 1)))
+    served = set()
+    for line in client.get("/metrics").text.splitlines():
+        # Counters' `_created` timestamps are prometheus_client's, not the service's figures.
+        if line.startswith("# TYPE invsync_") and not line.split()[2].endswith("_created"):
+            served.add(line.split()[2])
+    runbook = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    section = runbook.read_text().split("## Metrics and logs", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"\binvsync_[a-z_]+[a-z]", section))
+    assert documented == served

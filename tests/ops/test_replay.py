@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from inventory_sync.api.app import create_app
 from inventory_sync.cli.main import cli
+from inventory_sync.erp_sync.heartbeat import Heartbeat, State
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.tables import ledger_movement, outbox_message
@@ -158,3 +159,13 @@ class TestStatusCommand:
         assert result.exit_code == 0, result.output
         for text in ("events", "accepted", "receipt", "stock positions", "in_transit", "ERP sync"):
             assert text in result.output
+        assert "(none heard of)" in result.output
+
+    def test_status_shows_the_workers_by_state(self, db: Database, runner: CliRunner) -> None:
+        Heartbeat(db, "w-1").beat(State("delivering"))
+        Heartbeat(db, "w-2").beat(State("idle"))
+        result = runner.invoke(cli, ["status"], env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        workers = result.output.split("ERP sync workers", 1)[1]
+        assert "delivering" in workers
+        assert "idle" in workers

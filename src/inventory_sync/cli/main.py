@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Annotated
 
@@ -39,6 +42,9 @@ cli.add_typer(events.events_cli, name="events")
 cli.command("status")(reconciliation.status)
 
 _APP = "inventory_sync.api.app:app_factory"
+# prometheus_client's variable (observability.metrics.MULTIPROCESS_DIR), named here so that
+# setting it does not load prometheus_client first.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger("inventory_sync.cli")
 
 
@@ -92,6 +98,27 @@ def serve(
     restarted if it dies and stopped with the API."""
     settings = settings_or_exit()
     logs.configure(settings)
+    with _shared_metrics() if workers > 1 else contextlib.nullcontext():
+        _serve(settings, host, port, workers, no_worker)
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """prometheus_client's multiprocess mode for the API processes, in a fresh directory of
+    this run, so that any process answers a scrape with every process's counters. Set before
+    prometheus_client is first loaded, here and (inherited) in each process uvicorn starts."""
+    if MULTIPROCESS_DIR in os.environ:  # the operator's own, wiped by the operator
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="invsync-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, no_worker: bool) -> None:
     # Imported here, like _prepare's: the other commands start without the web framework.
     from inventory_sync.api import server as http
 

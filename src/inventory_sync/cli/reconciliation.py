@@ -49,6 +49,7 @@ def render(overview: dict[str, Any]) -> Table:
             "oldest pending": _age(sync["oldest_pending_age_seconds"]),
         },
     )
+    section("ERP sync workers", overview["workers"] or {"(none heard of)": 0})
     return table
 
 

@@ -41,6 +41,7 @@ from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox, supervisor
 from inventory_sync.erp_sync.breaker import Breaker
 from inventory_sync.erp_sync.client import ErpClient, Outcome, Result
+from inventory_sync.erp_sync.heartbeat import Heartbeat, State
 from inventory_sync.erp_sync.retry import Backoff
 from inventory_sync.errors import DatabaseUnavailable
 from inventory_sync.settings import Settings
@@ -110,6 +111,8 @@ class Worker:
         self.backoff = Backoff(settings.erp_retry_base_seconds, settings.erp_retry_max_seconds)
         self.breaker = Breaker(breaker_threshold, self.backoff, self._rng)
         self._last_delivery: datetime | None = None
+        self._mode = State("delivering")
+        self._breaker_error: str | None = None
         # Seconds per request, smoothed; None until the first answer.
         self._request_seconds: float | None = None
         self._reset()
@@ -130,20 +133,30 @@ class Worker:
 
     # -- public entry points ------------------------------------------------------------------
 
+    def status(self) -> State:
+        """What the heartbeat says of this worker."""
+        if self.breaker.is_open:
+            return State(self._mode.state, True, self._breaker_error)
+        return self._mode
+
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then finish or release what is in flight."""
         if self.settings.erp_url is None:
-            # Messages wait as `pending` until an ERP is configured (PRODUCT.md section 3).
-            log.info("erp_sync.idle", extra={"reason": "INVSYNC_ERP_URL is not set"})
+            # Messages wait as `pending` until an ERP is configured.
+            reason = "INVSYNC_ERP_URL is not set: messages wait as pending"
+            self._mode = State("idle", last_error=reason)
+            log.warning("erp_sync.idle", extra={"reason": reason})
             await stop.wait()
             return
         try:
             client = self._client()
         except ValueError as error:
             # Bad ERP settings must not take the API down with them: messages wait instead.
+            self._mode = State("misconfigured", last_error=str(error))
             log.error("erp_sync.misconfigured", extra={"error": str(error)})
             await stop.wait()
             return
+        self._mode = State("delivering")
         log.info("erp_sync.worker_started", extra={"worker": self.name})
         stopping: asyncio.Task[object] = asyncio.create_task(stop.wait())
         self._reset()
@@ -349,6 +362,7 @@ class Worker:
         self._request_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
         if result.outcome is Outcome.RETRY:
             if self.breaker.failed(time.monotonic(), probe=probe, retry_after=result.retry_after):
+                self._breaker_error = result.error
                 log.warning("erp_sync.breaker_opened", extra={"error": result.error})
                 self._room.set()  # queued claims are released
         else:
@@ -500,7 +514,9 @@ def run_until_signalled(settings: Settings) -> None:
                 await store.prepare()  # the embedded default creates its schema itself
             except DatabaseUnavailable as error:
                 log.warning("erp_sync.database_unavailable", extra={"error": str(error)[:200]})
-            await Worker(settings, store).run(stop)
+            worker = Worker(settings, store)
+            heartbeat = Heartbeat(store.database, worker.name)
+            await asyncio.gather(worker.run(stop), heartbeat.run(stop, worker.status))
         finally:
             watchdog.cancel()
             await store.close()

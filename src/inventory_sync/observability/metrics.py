@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client import generate_latest as _generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection
 
@@ -31,8 +33,13 @@ from inventory_sync.storage.database import Database
 from inventory_sync.views import events as events_view
 from inventory_sync.views import ledger as ledger_view
 from inventory_sync.views import outbox as outbox_view
+from inventory_sync.views import workers as workers_view
 
 log = logging.getLogger("inventory_sync.metrics")
+
+# prometheus_client's multiprocess mode: `serve --workers N` sets it before any process loads
+# prometheus_client, which then keeps its values in files there.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 WEBHOOK_EVENTS = Counter("invsync_webhook_events_total", "Webhook events by outcome.", ["status"])
 WEBHOOK_EVENTS_BY_NAME = Counter(
@@ -109,7 +116,24 @@ def _database_metrics(conn: Connection) -> list[Metric]:
     )
     for outcome, number in outbox_view.attempts_by_outcome(conn).items():
         deliveries.add_metric([outcome], number)
-    return [stored, movements, messages, oldest, deliveries]
+
+    found = workers_view.workers(conn)
+    by_state = workers_view.count_by_state(found)
+    workers = GaugeMetricFamily(
+        "invsync_erp_workers",
+        "ERP sync workers heard of in the last day by state; lost: stopped beating unannounced.",
+        labels=["state"],
+    )
+    for state in workers_view.STATES:
+        workers.add_metric([state], by_state.get(state, 0))
+    breaker = GaugeMetricFamily(
+        "invsync_erp_breaker_open", "Running ERP sync workers whose breaker to the ERP is open."
+    )
+    breaker.add_metric([], sum(1 for w in found if w["breaker_open"] and w["state"] in RUNNING))
+    return [stored, movements, messages, oldest, deliveries, workers, breaker]
+
+
+RUNNING = ("delivering", "idle", "misconfigured")
 
 
 class DatabaseCollector(Collector):
@@ -141,7 +165,12 @@ class DatabaseCollector(Collector):
 
 
 def exposition(collector: DatabaseCollector) -> tuple[bytes, str]:
-    """This process's metrics and the database's, in Prometheus' text format."""
+    """The service's metrics and the database's, in Prometheus' text format. Under
+    `serve --workers N` (PROMETHEUS_MULTIPROC_DIR set) the counters are every API process's
+    together, whichever process answers the scrape."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    if MULTIPROCESS_DIR in os.environ:
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return _generate_latest(registry), CONTENT_TYPE_LATEST
     return _generate_latest(REGISTRY) + _generate_latest(registry), CONTENT_TYPE_LATEST

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -280,4 +281,20 @@ generated_credential = Table(
     Column("kind", String(32), primary_key=True),
     Column("secret_sha256", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- ERP sync workers, as each last said it was -------------------------------------------------
+
+erp_worker = Table(
+    "erp_worker",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    # Renewed every few seconds while the worker runs (erp_sync.heartbeat).
+    Column("seen_at", UTCDateTime(), nullable=False),
+    # delivering | idle (no ERP configured) | misconfigured | stopped
+    Column("state", String(32), nullable=False),
+    Column("breaker_open", Boolean, nullable=False),
+    Column("last_error", Text),
 )

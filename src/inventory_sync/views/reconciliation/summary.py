@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from inventory_sync.views import events as events_view
 from inventory_sync.views import ledger as ledger_view
 from inventory_sync.views import outbox as outbox_view
+from inventory_sync.views import workers as workers_view
 from inventory_sync.views.reconciliation import chunks, counts, transfers
 
 
@@ -27,10 +28,12 @@ def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
 
 def overview(conn: Connection) -> dict[str, Any]:
     """Everything `inventory-sync status` shows: stored events by status, ledger movements by
-    kind, the number of stock positions, and the reconciliation summary."""
+    kind, the number of stock positions, the reconciliation summary and the ERP sync workers
+    by state."""
     return {
         "events": events_view.count_by_status(conn),
         "movements": ledger_view.count_by_kind(conn),
         "stock_positions": ledger_view.count_positions(conn),
         **summary(conn),
+        "workers": dict(workers_view.count_by_state(workers_view.workers(conn))),
     }
