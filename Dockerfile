@@ -13,14 +13,17 @@ FROM python:3.12-slim
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
-    INVSYNC_LOG_FORMAT=json
+    INVSYNC_LOG_FORMAT=json \
+    INVSYNC_HOST=0.0.0.0 \
+    INVSYNC_PORT=8000
 RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home invsync
 COPY --from=build /wheels /wheels
 RUN pip install --no-index --find-links /wheels newstore-inventory-sync && rm -rf /wheels
 WORKDIR /app
 USER invsync
 EXPOSE 8000
+# The port `serve` listens on (INVSYNC_PORT), whatever it is set to.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
-  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
+  CMD python -c "import os,sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('INVSYNC_PORT', '8000'), timeout=2).status != 200)"
 ENTRYPOINT ["inventory-sync"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["serve"]

@@ -25,18 +25,24 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed"
 
 
-def ensure_installed() -> None:
+def ensure_installed(test_tools: bool) -> None:
+    """The service in .venv, with the test and lint tools only for the commands that use them;
+    again whenever pyproject.toml changes."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "inventory-sync").exists():
+    stamp = STAMP.read_text().split() if STAMP.exists() else []
+    installed = bool(stamp) and stamp[0] == wanted and (BIN / "inventory-sync").exists()
+    if installed and (not test_tools or "test" in stamp[1:]):
         return
     if not (BIN / "python").exists():
         print("creating .venv ...", file=sys.stderr)
         venv.create(VENV, with_pip=True)
-    print("installing newstore-inventory-sync and its test tools into .venv ...", file=sys.stderr)
+    what = "and its test tools " if test_tools else ""
+    print(f"installing newstore-inventory-sync {what}into .venv ...", file=sys.stderr)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--editable", f"{ROOT}[test]"], check=True)
-    STAMP.write_text(wanted)
+    target = f"{ROOT}[test]" if test_tools else str(ROOT)
+    subprocess.run([*pip, "--editable", target], check=True)
+    STAMP.write_text(f"{wanted} test" if test_tools else wanted)
 
 
 def run(*argv: str) -> int:
@@ -48,7 +54,7 @@ def main(args: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = args[0], args[1:]
-    ensure_installed()
+    ensure_installed(test_tools=command not in ("serve", "cli"))
     if command == "serve":
         os.execv(BIN / "inventory-sync", ["inventory-sync", "serve", *rest])
     if command == "cli":

@@ -12,13 +12,14 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from inventory_sync.cli.main import cli
+from inventory_sync.cli.main import SERVE_GRACEFUL_SECONDS, cli
+from inventory_sync.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SECRETS = re.compile(
-    r"\$\{((?:INVSYNC_\w*(?:KEYS|TOKENS|SECRET|AUTHORIZATION))|POSTGRES_PASSWORD)(.?)"
+    r"\$\{((?:INVSYNC_\w*(?:KEYS|TOKENS?|SECRET|AUTHORIZATION))|POSTGRES_PASSWORD)(:\?|:-\}|.?)"
 )
 
 
@@ -26,7 +27,8 @@ def test_every_secret_must_be_set_and_none_has_a_default() -> None:
     references = SECRETS.findall(COMPOSE_TEXT)
     names = {name for name, _ in references}
     assert {"INVSYNC_WEBHOOK_KEYS", "INVSYNC_ADMIN_TOKENS", "POSTGRES_PASSWORD"} <= names
-    assert [name for name, operator in references if operator != ":"] == []
+    # Required (`:?`), or optional and then unset (`:-}`): never a value to fall back on.
+    assert [name for name, operator in references if operator not in (":?", ":-}")] == []
     assert "${" + "POSTGRES_PASSWORD:?" in COMPOSE_TEXT
     assert not re.search(r"demo-|whsec_[A-Za-z0-9+/]", COMPOSE_TEXT)
 
@@ -56,3 +58,57 @@ def test_each_command_and_option_exists(service: str, command: list[str]) -> Non
     assert result.exit_code == 0, (service, result.output)
     for option in (w for w in words if w.startswith("--")):
         assert option in result.output, (service, option)
+
+
+def environment(service: str) -> dict[str, str]:
+    return dict(COMPOSE["services"][service].get("environment", {}))
+
+
+def test_the_image_is_built_once_and_every_service_runs_it() -> None:
+    services = COMPOSE["services"]
+    built = [name for name, service in services.items() if "build" in service]
+    assert built == ["migrate"]
+    ours = [name for name, service in services.items() if name != "postgres"]
+    assert {services[name]["image"] for name in ours} == {"newstore-inventory-sync:latest"}
+    assert all(services[name]["pull_policy"] == "never" for name in ours if name != "migrate")
+
+
+def test_each_service_gets_only_the_secrets_it_uses() -> None:
+    def secrets(service: str) -> set[str]:
+        names = set(environment(service))
+        return {n for n in names if SECRETS.search("${" + n)} | (
+            {"POSTGRES_PASSWORD"} if "INVSYNC_DATABASE_URL" in names else set()
+        )
+
+    assert secrets("migrate") == {"POSTGRES_PASSWORD"}
+    assert secrets("api") == {
+        "POSTGRES_PASSWORD",
+        "INVSYNC_WEBHOOK_KEYS",
+        "INVSYNC_OPS_TOKENS",
+        "INVSYNC_ADMIN_TOKENS",
+        "INVSYNC_METRICS_TOKEN",
+    }
+    assert secrets("worker") == {
+        "POSTGRES_PASSWORD",
+        "INVSYNC_ERP_SIGNING_SECRET",
+        "INVSYNC_ERP_AUTHORIZATION",
+    }
+    assert secrets("erp") == set()  # its one secret is on its command line
+
+
+def test_stop_grace_outlasts_the_processes_own_draining() -> None:
+    settings = Settings(_env_file=None)
+    for service, own in (
+        ("api", SERVE_GRACEFUL_SECONDS),
+        ("worker", settings.erp_timeout_seconds + 10),
+    ):
+        grace = COMPOSE["services"][service]["stop_grace_period"]
+        assert int(grace.removesuffix("s")) > own, service
+
+
+def test_the_healthcheck_follows_the_port_serve_listens_on() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    healthcheck = dockerfile.split("HEALTHCHECK", 1)[1].split("ENTRYPOINT", 1)[0]
+    assert "INVSYNC_PORT" in healthcheck
+    assert "8000/" not in healthcheck
+    assert environment("api")["INVSYNC_PORT"] == 8000

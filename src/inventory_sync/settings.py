@@ -174,8 +174,8 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """One line for each `INVSYNC_` variable that is no setting (in the environment or the
     `.env` file), naming the closest setting: a misspelt one is otherwise silently ignored."""
     known = {f"INVSYNC_{name.upper()}" for name in Settings.model_fields}
-    # Read by the ops tooling around the service, not by the service itself.
-    known |= {"INVSYNC_REQUIRE_POSTGRES", "INVSYNC_BIND"}
+    # Read by `serve`'s options, and by the tooling around the service (tests, compose).
+    known |= {"INVSYNC_HOST", "INVSYNC_PORT", "INVSYNC_REQUIRE_POSTGRES", "INVSYNC_BIND"}
     names = set(os.environ if environ is None else environ)
     env_file = Path(".env")
     if environ is None and env_file.is_file():

@@ -45,6 +45,8 @@ _APP = "inventory_sync.api.app:app_factory"
 # prometheus_client's variable (observability.metrics.MULTIPROCESS_DIR), named here so that
 # setting it does not load prometheus_client first.
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# How long `serve` lets requests in flight finish once told to stop.
+SERVE_GRACEFUL_SECONDS = 30
 log = logging.getLogger("inventory_sync.cli")
 
 
@@ -87,8 +89,10 @@ def _prepare_once_reachable(settings: Settings) -> None:
 
 @cli.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(envvar="INVSYNC_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="INVSYNC_PORT", help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not start the ERP sync worker process.")
@@ -153,7 +157,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, no_worker: bo
         log_config=None,
         proxy_headers=True,
         timeout_keep_alive=settings.keepalive_seconds,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=SERVE_GRACEFUL_SECONDS,
     )
     # The worker gets its request timeout to finish what is in flight, then some room.
     grace = settings.erp_timeout_seconds + 10
