@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     return_locations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_lines_per_event: int = Field(default=10_000, ge=1, le=LINES_LIMIT)
+    keep_ignored_bodies: bool = False
     max_header_bytes: int = Field(default=65_536, ge=1024, le=1024 * 1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)

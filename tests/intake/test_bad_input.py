@@ -274,14 +274,13 @@ class TestSizes:
             payloads.HANDLED_EVENT.validate_json(body)
         assert raised.value.errors()[0]["type"] == "too_long"
 
-    def test_unhandled_event_with_an_overlong_id_is_kept_by_its_bytes(
+    def test_unhandled_event_with_an_overlong_id_is_known_by_its_bytes(
         self, client: TestClient
     ) -> None:
         body = dumps(f.envelope("order.created", {"id": "i" * 5000}))
         answer = f.post(client, body)
         assert answer["status"] == "ignored"
         assert f.event(client, answer["event_id"])["payload_id"] is None
-        assert f.raw(client, answer["event_id"]).content == body
         assert f.post(client, body)["event_id"] == answer["event_id"]
 
 

@@ -180,6 +180,43 @@ class TestAnswers:
             == "duplicate"
         )
 
+    def test_unhandled_events_are_never_compared_by_key(self, client: TestClient) -> None:
+        # A fulfillment request re-routed to another store: same payload.id, other content.
+        first = f.post(
+            client, f.envelope("fulfillment_request.assigned", {"id": "FR-1", "to": "A"})
+        )
+        again = f.post(
+            client, f.envelope("fulfillment_request.assigned", {"id": "FR-1", "to": "B"})
+        )
+        assert (first["status"], again["status"]) == ("ignored", "ignored")
+        assert again["event_id"] != first["event_id"]
+        assert f.events(client, status="quarantined") == []
+        assert [e["payload_id"] for e in f.events(client, status="ignored")] == ["FR-1", "FR-1"]
+
+    def test_an_ignored_body_is_not_kept_unless_configured(
+        self, client: TestClient, settings: Settings
+    ) -> None:
+        body = json.dumps(f.envelope("order.created", {"id": "O-9", "total": 12})).encode()
+        answer = f.post(client, body)
+        event = f.event(client, answer["event_id"])
+        assert (event["name"], event["payload_id"], event["tenant"]) == (
+            "order.created",
+            "O-9",
+            f.TENANT,
+        )
+        assert event["raw_body_kept"] is False
+        assert event["raw_body"] is None
+        raw = f.raw(client, answer["event_id"])
+        assert raw.status_code == 404
+        assert "INVSYNC_KEEP_IGNORED_BODIES" in raw.json()["detail"]
+        assert f.post(client, body)["status"] == "duplicate"  # known by its bytes all the same
+        keeping = settings.model_copy(update={"keep_ignored_bodies": True})
+        with TestClient(create_app(keeping)) as kept:
+            other = json.dumps(f.envelope("order.created", {"id": "O-10"})).encode()
+            answer = f.post(kept, other)
+            assert f.raw(kept, answer["event_id"]).content == other
+            assert f.event(kept, answer["event_id"])["raw_body_kept"] is True
+
     def test_quarantined_has_a_reason(self, client: TestClient) -> None:
         answer = f.post(client, f.received(("A", -1)))
         assert answer["status"] == "quarantined"

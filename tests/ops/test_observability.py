@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, text
 from inventory_sync.api.app import create_app
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync.heartbeat import Heartbeat, State
-from inventory_sync.observability import logs
+from inventory_sync.observability import logs, metrics
 from inventory_sync.observability.metrics import DatabaseCollector
 from inventory_sync.settings import Settings
 from inventory_sync.storage import migrate
@@ -249,3 +249,15 @@ def test_the_runbook_names_exactly_the_metrics_served(client: TestClient) -> Non
     section = runbook.read_text().split("## Metrics and logs", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"\binvsync_[a-z_]+[a-z]", section))
     assert documented == served
+
+
+def test_ignored_events_are_counted_by_name_with_bounded_labels(client: TestClient) -> None:
+    f.post(client, f.envelope("order.created", {"id": "O-1"}))
+    f.post(client, f.envelope("order.created", {"id": "O-2"}))
+    f.post(client, f.envelope("Not A NewStore Name; DROP", {"id": "X"}))
+    body = client.get("/metrics").text
+    counts = dict(re.findall(r'^invsync_ignored_events_total\{name="([^"]+)"\} (\S+)$', body, re.M))
+    assert float(counts["order.created"]) >= 2
+    assert float(counts["other"]) >= 1
+    assert "DROP" not in body
+    assert metrics.ignored_label("x" * 65 + ".y") == "other"

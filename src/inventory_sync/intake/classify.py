@@ -39,6 +39,8 @@ class Rules:
     return_locations: Mapping[str, str] = field(default_factory=dict)
     max_lines: int = LINES_LIMIT
     """INVSYNC_MAX_LINES_PER_EVENT."""
+    keep_ignored_bodies: bool = False
+    """INVSYNC_KEEP_IGNORED_BODIES."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
@@ -46,6 +48,7 @@ class Rules:
             frozenset(settings.tenants),
             dict(settings.return_locations),
             settings.max_lines_per_event,
+            settings.keep_ignored_bodies,
         )
 
 
@@ -124,12 +127,14 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
         return _refused(read, content_hash)
     if isinstance(read, validation.Unhandled):
         envelope = read.envelope
-        key = validation.lenient_key(read.document)
         verdict = Classified(
             Status.IGNORED,
             content_hash,
-            key=key,
-            slot=primary_slot(key) if key else None,
+            # Its key names it (payload_id) but takes no slot: an event the service does not
+            # handle is never compared with another under the same key, so never quarantined
+            # for its content. Only its very bytes again are the same delivery.
+            key=validation.lenient_key(read.document),
+            slot=None,
             tenant=envelope.tenant,
             name=envelope.name,
             published_at=envelope.published_at,

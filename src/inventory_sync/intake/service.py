@@ -78,7 +78,8 @@ async def receive(
             return _duplicate(holder.id, remembered.name)
     try:
         item = await _classify(body, rules, content_hash)
-        outcome = await _store(store, item, body, content_type, now)
+        kept = body if item.status is not Status.IGNORED or rules.keep_ignored_bodies else b""
+        outcome = await _store(store, item, kept, content_type, now)
     except DatabaseUnavailable:
         raise
     except Exception as error:
@@ -92,6 +93,8 @@ async def receive(
     if item.slot is not None:
         name = item.name if item.name in HANDLED else None
         recent.remember(content_hash, Stored(item.slot, name))
+    elif item.status is Status.IGNORED:
+        recent.remember(content_hash, Stored(raw_slot(content_hash), None))
     return outcome
 
 
@@ -127,8 +130,10 @@ async def _store(
         recorded = await store.record_event(item.row(slot, body, content_type, now))
         if recorded.holder is None:
             return Outcome(item.status, recorded.event_id, item.error, item.name)
-        # The same bytes again: the same answer as the first time.
         holder = recorded.holder
+        if holder.status == Status.IGNORED:
+            return _duplicate(holder.id, item.name)  # a redelivery, counted once
+        # The same bytes again: the same answer as the first time.
         return Outcome(Status(holder.status), holder.id, holder.error, item.name)
 
     recorded = await store.record_event(item.row(item.slot, body, content_type, now), item.write)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -69,6 +70,31 @@ def event_label(name: str | None) -> str:
     return name if name in HANDLED else "other"
 
 
+IGNORED_EVENTS = Counter(
+    "invsync_ignored_events_total",
+    "Webhook events answered ignored (names the service does not handle), by name.",
+    ["name"],
+)
+# Names come from the sender: only NewStore-shaped ones become labels, and only so many.
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+MAX_IGNORED_NAMES = 200
+_ignored_names: set[str] = set()
+
+
+def ignored_label(name: str | None) -> str:
+    if name in _ignored_names:
+        return name
+    if (
+        name is None
+        or len(_ignored_names) >= MAX_IGNORED_NAMES
+        or len(name) > 64
+        or not _EVENT_NAME.fullmatch(name)
+    ):
+        return "other"
+    _ignored_names.add(name)
+    return name
+
+
 @functools.cache
 def _intake_counters(label: str, status: str) -> tuple[Counter, Counter]:
     # Resolving labelled children takes a lock and two lookups; there are a few dozen pairs.
@@ -79,6 +105,8 @@ def observe_intake(status: str, started: float, name: str | None = None) -> None
     by_status, by_name = _intake_counters(event_label(name), status)
     by_status.inc()
     by_name.inc()
+    if status == "ignored":
+        IGNORED_EVENTS.labels(ignored_label(name)).inc()
     WEBHOOK_LATENCY.observe(time.perf_counter() - started)
 
 

@@ -81,6 +81,12 @@ def list_events(
     return [event_json(row) for row in conn.execute(query)]
 
 
+def body_kept(row: Any) -> bool:
+    """Whether the event's raw body is stored: every one is, but an ignored event's only with
+    INVSYNC_KEEP_IGNORED_BODIES (an empty body is never ignored, it is quarantined)."""
+    return bool(row.status != "ignored" or row.raw_body_bytes > 0)
+
+
 def get_event(conn: Connection, event_id: int, inline_bytes: int | None = None) -> Any:
     """The stored row with `raw_body_bytes`, or None. The raw body is read only when it has at
     most `inline_bytes` (any size when None); else `raw_body` is None."""

@@ -75,9 +75,10 @@ def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
     many there are; `/v1/ledger?event_id=` has them all) and its ERP message."""
     row = _load(db, event_id, INLINE_BODY_BYTES)
     body = events_view.event_json(row)
+    body["raw_body_kept"] = events_view.body_kept(row)
     body["raw_body_bytes"] = row.raw_body_bytes
     body["raw_body"] = body["raw_body_base64"] = None
-    if row.raw_body is not None:
+    if row.raw_body is not None and body["raw_body_kept"]:
         try:
             body["raw_body"] = row.raw_body.decode("utf-8")
         except UnicodeDecodeError:
@@ -97,8 +98,14 @@ def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
 
 @router.get("/{event_id}/raw", response_class=Response)
 def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
-    """The stored body byte for byte, with the content type it came with."""
+    """The stored body byte for byte, with the content type it came with; 404 for an ignored
+    event whose body was not kept (INVSYNC_KEEP_IGNORED_BODIES)."""
     row = _load(db, event_id)
+    if not events_view.body_kept(row):
+        raise NotFound(
+            f"the body of event {event_id} was not kept: it is an event the service does not "
+            "handle (INVSYNC_KEEP_IGNORED_BODIES keeps them)"
+        )
     return Response(row.raw_body, media_type=row.content_type or "application/octet-stream")
 
 
