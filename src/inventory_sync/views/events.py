@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,14 +12,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from inventory_sync.clock import iso
-from inventory_sync.storage.database import Database
 from inventory_sync.storage.filters import narrow
 from inventory_sync.storage.tables import inbound_event
 
 e = inbound_event
 SUMMARY = [c for c in e.c if c.name not in ("raw_body", "slot", "content_hash")]
-# Ids are read in pages so a large backlog never sits in memory.
-BATCH = 500
 
 
 def event_json(row: Any) -> dict[str, Any]:
@@ -98,22 +95,24 @@ def get_event(conn: Connection, event_id: int, inline_bytes: int | None = None) 
     return conn.execute(select(*columns, raw, size).where(e.c.id == event_id)).one_or_none()
 
 
-def event_ids(db: Database, where: EventFilter) -> Iterator[int]:
-    """Ids of matching events in arrival order, read in pages, each in a snapshot of its own."""
-    after = 0
-    while True:
-        query = _filtered([e.c.id], where).where(e.c.id > after).limit(BATCH)
-        with db.snapshot() as conn:
-            ids = list(conn.execute(query).scalars())
-        yield from ids
-        if len(ids) < BATCH:
-            return
-        after = ids[-1]
+def matching_ids(conn: Connection, where: EventFilter, limit: int, after: int = 0) -> list[int]:
+    """Ids of matching events in arrival order, after the id `after`, at most `limit`."""
+    query = _filtered([e.c.id], where).where(e.c.id > after).limit(limit)
+    return list(conn.execute(query).scalars())
 
 
-def count_by_status(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(e.c.status, func.count()).group_by(e.c.status).order_by(e.c.status))
-    return {status: int(number) for status, number in rows}
+def count_matching(conn: Connection, where: EventFilter, after: int = 0) -> int:
+    """How many events match, after the id `after`."""
+    matching = _filtered([e.c.id], where).where(e.c.id > after).order_by(None).subquery()
+    return int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
+
+
+def count_by_status(conn: Connection, since: datetime | None = None) -> dict[str, int]:
+    """Events by status; only those received at or after `since` when given."""
+    query = select(e.c.status, func.count()).group_by(e.c.status).order_by(e.c.status)
+    if since is not None:
+        query = query.where(e.c.received_at >= since)
+    return {status: int(number) for status, number in conn.execute(query)}
 
 
 def count_by_name_and_status(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from inventory_sync.clock import iso, utcnow
@@ -68,15 +69,17 @@ class MessageFilter:
     event_id: int | None = None
     tenant: str | None = None
     location_id: str | None = None
+    since: datetime | None = None
+    """On `updated_at` (for a dead message, when it died), inclusive."""
+    until: datetime | None = None
+    """On `updated_at`, exclusive."""
+    error: str | None = None
+    """Part of `last_error`, in any case."""
 
 
-def list_messages(
-    conn: Connection, where: MessageFilter, limit: int, after: int | None
-) -> list[dict[str, Any]]:
-    """Messages in the order their events were accepted (by `event_id`), after a cursor."""
-    query = select(*SUMMARY).order_by(m.c.event_id).limit(limit)
+def _filtered(columns: list[Any], where: MessageFilter) -> Select[Any]:
     query = narrow(
-        query,
+        select(*columns).order_by(m.c.event_id),
         [
             (m.c.status, where.status),
             (m.c.type, where.type),
@@ -84,10 +87,35 @@ def list_messages(
             (m.c.tenant, where.tenant),
             (m.c.location_id, where.location_id),
         ],
+        period=m.c.updated_at,
+        since=where.since,
+        until=where.until,
     )
+    if where.error:
+        query = query.where(
+            func.lower(m.c.last_error).contains(where.error.lower(), autoescape=True)
+        )
+    return query
+
+
+def list_messages(
+    conn: Connection, where: MessageFilter, limit: int, after: int | None
+) -> list[dict[str, Any]]:
+    """Messages in the order their events were accepted (by `event_id`), after a cursor."""
+    query = _filtered(SUMMARY, where).limit(limit)
     if after is not None:
         query = query.where(m.c.event_id > after)
     return [message_json(row) for row in conn.execute(query)]
+
+
+def message_ids(conn: Connection, where: MessageFilter, limit: int) -> list[str]:
+    """Ids of the first `limit` matching messages, in the order their events were accepted."""
+    return list(conn.execute(_filtered([m.c.id], where).limit(limit)).scalars())
+
+
+def count_messages(conn: Connection, where: MessageFilter) -> int:
+    matching = _filtered([m.c.id], where).order_by(None).subquery()
+    return int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
 
 
 def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:

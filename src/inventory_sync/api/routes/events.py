@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from inventory_sync.api import pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
-from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
+from inventory_sync.api.queryparams import EventFilterQuery
 from inventory_sync.errors import NotFound
 from inventory_sync.intake import service as intake
+from inventory_sync.ops import bulk
 from inventory_sync.storage.database import Database
 from inventory_sync.views import events as events_view
 from inventory_sync.views import ledger as ledger_view
@@ -26,27 +28,14 @@ EventId = Annotated[int, Path(ge=1, le=2**62)]
 def list_events(
     db: DatabaseDep,
     _role: ReadAccess,
+    matching: EventFilterQuery,
     status: Literal["accepted", "ignored", "quarantined"] | None = None,
-    name: TextQuery = None,
-    tenant: TextQuery = None,
-    location_id: TextQuery = None,
-    payload_id: TextQuery = None,
-    since: TimeQuery = None,
-    until: TimeQuery = None,
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Stored events in arrival order. `since`/`until` filter on `received_at` (`until`
     exclusive)."""
-    where = events_view.EventFilter(
-        status=status,
-        name=name,
-        tenant=tenant,
-        location_id=location_id,
-        payload_id=payload_id,
-        since=timestamp("since", since),
-        until=timestamp("until", until),
-    )
+    where = replace(matching, status=status)
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
@@ -107,6 +96,30 @@ def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
             "handle (INVSYNC_KEEP_IGNORED_BODIES keeps them)"
         )
     return Response(row.raw_body, media_type=row.content_type or "application/octet-stream")
+
+
+@router.post("/replay")
+async def replay_matching(
+    store: StoreDep,
+    rules: RulesDep,
+    _role: AdminAccess,
+    where: EventFilterQuery,
+    max: Annotated[int, Query(ge=1, le=bulk.MAX_REPLAY)] = 100,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> Any:
+    """Re-process up to `max` quarantined events matching the filters (those of `GET
+    /v1/events`), oldest first, after the event id `after`. Answers `replayed` (left
+    quarantine), `failed` (still quarantined, with a new reason), `outcomes` by status,
+    `remaining` (matching events this call did not reach) and `next_after`: pass it as
+    `after` to go on, past the events that stay quarantined."""
+    done = await bulk.replay_matching(store, rules, where, max, after)
+    return {
+        "replayed": done.replayed,
+        "failed": done.failed,
+        "remaining": done.remaining,
+        "outcomes": done.outcomes,
+        "next_after": done.last_id if done.remaining else None,
+    }
 
 
 @router.post("/{event_id}/replay")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Path, Query
 from inventory_sync.api import pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
-from inventory_sync.api.queryparams import TextQuery
+from inventory_sync.api.queryparams import MessageFilterQuery
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound, ServiceError
+from inventory_sync.ops import bulk
 from inventory_sync.views import outbox as outbox_view
 
 router = APIRouter(prefix="/v1/sync", tags=["erp sync"])
@@ -30,18 +32,18 @@ class AlreadyDelivered(ServiceError):
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
+    matching: MessageFilterQuery,
     status: Literal["pending", "delivered", "dead"] | None = None,
-    type: Annotated[str | None, Query(max_length=64, pattern=r"^[!-~]+$")] = None,
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    tenant: TextQuery = None,
-    location_id: TextQuery = None,
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Outbox messages, one per accepted event, in the order the events were accepted.
     `attempts` counts the tries that spend the retry budget; tries made while the ERP was
-    down are in the message's `attempt_log` but not counted."""
-    where = outbox_view.MessageFilter(status, type, event_id, tenant, location_id)
+    down are in the message's `attempt_log` but not counted. `since`/`until` filter on
+    `updated_at` (for a dead message, when it died; `until` exclusive); `error` keeps messages
+    whose `last_error` contains it, in any case."""
+    where = replace(matching, status=status, event_id=event_id)
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
@@ -61,10 +63,18 @@ def get_message(db: DatabaseDep, _role: ReadAccess, message_id: MessageId) -> An
 
 
 @router.post("/messages/retry")
-def retry_dead(db: DatabaseDep, _role: AdminAccess) -> Any:
-    """Every `dead` message back to `pending`, attempts reset, due now."""
-    with db.transaction() as conn:
-        return {"retried": outbox.retry_dead(conn, utcnow())}
+def retry_dead(
+    db: DatabaseDep,
+    _role: AdminAccess,
+    where: MessageFilterQuery,
+    max: Annotated[int, Query(ge=1, le=bulk.MAX_RETRY)] = bulk.MAX_RETRY,
+) -> Any:
+    """Up to `max` `dead` messages matching the filters (those of `GET /v1/sync/messages`)
+    back to `pending`, attempts reset, due now, oldest event first. Answers `retried`,
+    `failed` (no longer dead when retried: handled meanwhile) and `remaining` (dead messages
+    still matching; call again for them)."""
+    done = bulk.retry_matching(db, where, max, utcnow())
+    return {"retried": done.retried, "failed": done.failed, "remaining": done.remaining}
 
 
 @router.post("/messages/{message_id}/retry")
