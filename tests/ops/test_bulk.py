@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -131,15 +130,6 @@ class TestRetryMatching:
         for bad in ({"max": 0}, {"max": 10_001}, {"since": "x"}, {"type": "a b"}):
             answer = client.post("/v1/sync/messages/retry", params=bad, headers=ADMIN)
             assert answer.status_code == 422, bad
-
-
-@pytest.fixture
-def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> CliRunner:
-    monkeypatch.chdir(str(tmp_path))
-    monkeypatch.setenv("INVSYNC_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("INVSYNC_ADMIN_TOKENS", f.ADMIN_TOKEN)
-    monkeypatch.setenv("INVSYNC_WEBHOOK_KEYS", f.WEBHOOK_KEY)
-    return CliRunner()
 
 
 class TestCommands:
