@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     metrics_token: SecretStr | None = None
     api_docs: bool = True
+    console_signing_key: SecretStr | None = None
+    console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
 
@@ -78,7 +80,12 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @field_validator(
-        "erp_url", "erp_authorization", "erp_signing_secret", "metrics_token", mode="before"
+        "erp_url",
+        "erp_authorization",
+        "erp_signing_secret",
+        "metrics_token",
+        "console_signing_key",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -120,6 +127,13 @@ class Settings(BaseSettings):
     def _erp_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("console_signing_key")
+    @classmethod
+    def _console_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("expected at least 32 characters (e.g. openssl rand -hex 32)")
         return value
 
     @field_validator("erp_signing_secret")

@@ -127,7 +127,7 @@ def test_large_export_streams_in_keyset_batches(
     monkeypatch.setattr(
         repository, "stream_movements", functools.partial(repository.stream_movements, batch=100)
     )
-    chunks = ledger_router._csv(db, repository.MovementFilter())
+    chunks = ledger_router.ledger_csv(db, repository.MovementFilter())
     first = next(chunks)
     # Only the first batches were read when the first piece of the body was ready.
     assert first.count("\n") == 501

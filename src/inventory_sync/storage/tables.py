@@ -277,7 +277,7 @@ sync_attempt = Table(
 generated_credential = Table(
     "generated_credential",
     metadata,
-    # webhook_key | admin_token
+    # webhook_key | admin_token | console_key
     Column("kind", String(32), primary_key=True),
     Column("secret_sha256", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

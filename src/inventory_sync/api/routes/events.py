@@ -57,11 +57,8 @@ def _load(db: Database, event_id: int, inline_bytes: int | None = None) -> Any:
     return row
 
 
-@router.get("/{event_id}")
-def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
-    """One event with its raw body (as text when it is UTF-8, else base64; neither when it is
-    over 1 MiB: `/raw` has it), its first 1,000 ledger movements (`movements_total` says how
-    many there are; `/v1/ledger?event_id=` has them all) and its ERP message."""
+def event_detail(db: Database, event_id: int) -> dict[str, Any]:
+    """One event as `GET /v1/events/{id}` answers it (the console shows the same)."""
     row = _load(db, event_id, INLINE_BODY_BYTES)
     body = events_view.event_json(row)
     body["raw_body_kept"] = events_view.body_kept(row)
@@ -83,6 +80,14 @@ def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
         )
         body["erp_message"] = outbox_view.message_for_event(conn, event_id)
     return body
+
+
+@router.get("/{event_id}")
+def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
+    """One event with its raw body (as text when it is UTF-8, else base64; neither when it is
+    over 1 MiB: `/raw` has it), its first 1,000 ledger movements (`movements_total` says how
+    many there are; `/v1/ledger?event_id=` has them all) and its ERP message."""
+    return event_detail(db, event_id)
 
 
 @router.get("/{event_id}/raw", response_class=Response)

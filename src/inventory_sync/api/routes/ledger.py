@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -49,19 +49,30 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
+def csv_lines(rows: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[str]:
+    """`rows` as CSV with a header line, in pieces of 500 rows; nested values as JSON."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    with db.snapshot() as conn:
-        for n, row in enumerate(ledger_view.stream_movements(conn, where), start=1):
-            row["references"] = json.dumps(row["references"], ensure_ascii=False, sort_keys=True)
-            writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
-            if n % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
+    writer.writerow(columns)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow([_cell(_flat(row[c])) for c in columns])
+        if n % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
     yield buffer.getvalue()
+
+
+def _flat(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def ledger_csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
+    """Every matching movement as CSV, read in one snapshot."""
+    with db.snapshot() as conn:
+        yield from csv_lines(ledger_view.stream_movements(conn, where), CSV_COLUMNS)
 
 
 @router.get(
@@ -97,7 +108,7 @@ def list_ledger(
     )
     if format == "csv":
         return StreamingResponse(
-            _csv(db, where),
+            ledger_csv(db, where),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
         )
