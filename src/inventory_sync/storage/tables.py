@@ -284,6 +284,18 @@ generated_credential = Table(
 )
 
 
+# -- Console sessions ended before their time ---------------------------------------------------
+
+ended_console_session = Table(
+    "ended_console_session",
+    metadata,
+    # The nonce a session cookie carries (api/console/session.py): a cookie signed for it is
+    # refused from sign-out on, in every process. Kept until the cookie would have expired.
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+
 # -- ERP sync workers, as each last said it was -------------------------------------------------
 
 erp_worker = Table(

@@ -20,6 +20,7 @@ from inventory_sync.api.console.rendering import (
     Admin,
     ConsoleRoute,
     Form,
+    Viewer,
     link,
     read_form,
     render,
@@ -90,9 +91,9 @@ async def sign_in(request: Request) -> Response:
 
 
 @router.post("/sign-out")
-def sign_out(_form: Form) -> Response:
+async def sign_out(request: Request, viewer: Viewer, _form: Form) -> Response:
     answer = RedirectResponse("/console/sign-in", status_code=303)
-    session.close_session(answer)
+    await session.close_session(request, viewer, answer)
     return answer
 
 

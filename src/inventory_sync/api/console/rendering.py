@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
+from starlette.datastructures import QueryParams
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from inventory_sync.api.console import session
@@ -97,8 +98,10 @@ class ConsoleRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def console_handler(request: Request) -> Response:
-            query = [(k, v) for k, v in request.query_params.multi_items() if v != ""]
-            request.scope["query_string"] = urlencode(query).encode()
+            # Before anything reads (and caches) the request's query parameters.
+            given = QueryParams(request.scope["query_string"])
+            kept = [(k, v) for k, v in given.multi_items() if v != ""]
+            request.scope["query_string"] = urlencode(kept).encode()
             try:
                 return await handler(request)
             except SignInNeeded:

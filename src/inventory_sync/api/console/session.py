@@ -4,7 +4,9 @@ The cookie holds `{role, digest of the token, expiry, nonce}` and an HMAC-SHA256
 HttpOnly, `SameSite=Strict`, limited to `/console`, `Secure` when the page came over HTTPS, and
 lives `INVSYNC_CONSOLE_SESSION_MINUTES`. It never holds the token. Each request checks the
 token's digest against today's keyring, so removing a token from the configuration ends its
-sessions at once, and a token moved from admin to ops loses its buttons.
+sessions at once, and a token moved from admin to ops loses its buttons. Signing out records
+the session's nonce in the database (`ended_console_session`) until the cookie would have
+expired, so a copy of the cookie is refused too, by every process.
 
 The signing key comes from `INVSYNC_CONSOLE_SIGNING_KEY`; unset, it is a random value generated at
 first use and kept in the database (`credentials.CONSOLE_KEY`), so that every process of one
@@ -22,15 +24,21 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+from sqlalchemy import delete, exc, insert, select
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
 from inventory_sync import credentials
 from inventory_sync.api.auth import current_keyring
+from inventory_sync.clock import utcnow
 from inventory_sync.settings import Settings
+from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import ended_console_session
 
 COOKIE = "invsync_console"
 SIGN_IN_COOKIE = "invsync_console_sign_in"
@@ -96,6 +104,7 @@ class Session:
     csrf: str
     """What every form of this session must send back."""
     expires: int
+    nonce: str
 
     @property
     def admin(self) -> bool:
@@ -108,11 +117,37 @@ async def current(request: Request) -> Session | None:
     claims = _open(key, "session", request.cookies.get(COOKIE))
     if claims is None or not isinstance(claims.get("sub"), str):
         return None
+    if not isinstance(claims.get("n"), str):
+        return None
     keyring = await current_keyring(request.app.state)
     role = keyring.role_of_digest(claims["sub"])
     if role is None:
         return None
-    return Session(role, _sign(key, "csrf", str(claims.get("n"))), claims["exp"])
+    database: Database = request.app.state.store.database
+    if await anyio.to_thread.run_sync(_ended, database, claims["n"]):
+        return None
+    nonce = claims["n"]
+    return Session(role, _sign(key, "csrf", nonce), claims["exp"], nonce)
+
+
+def _ended(db: Database, nonce: str) -> bool:
+    t = ended_console_session
+    with db.snapshot() as conn:
+        return conn.execute(select(t.c.nonce).where(t.c.nonce == nonce)).first() is not None
+
+
+def _end(db: Database, nonce: str, expires: int) -> None:
+    t = ended_console_session
+    now = utcnow()
+    try:
+        with db.transaction() as conn:
+            # What has expired by itself needs no record any more.
+            conn.execute(delete(t).where(t.c.expires_at <= now))
+            conn.execute(
+                insert(t).values(nonce=nonce, expires_at=datetime.fromtimestamp(expires, UTC))
+            )
+    except exc.IntegrityError:
+        pass  # a sign-out of the same session at the same moment: it is ended either way
 
 
 async def open_session(request: Request, response: Response, token: str) -> str | None:
@@ -135,7 +170,10 @@ async def open_session(request: Request, response: Response, token: str) -> str 
     return role
 
 
-def close_session(response: Response) -> None:
+async def close_session(request: Request, ending: Session, response: Response) -> None:
+    """Sign out: `ending` is refused from now on, and the browser forgets its cookie."""
+    database: Database = request.app.state.store.database
+    await anyio.to_thread.run_sync(_end, database, ending.nonce, ending.expires)
     response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
 
 
