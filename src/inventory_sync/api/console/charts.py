@@ -38,9 +38,9 @@ class Chart:
 
 
 def _labels(series: Sequence[dict[str, Any]], slot: float) -> list[Label]:
-    """Every sixth hour's start, as HH:00 UTC."""
+    """Every sixth hour's start, as HH:00 UTC, from the left edge of its bar."""
     return [
-        Label(n * slot + slot / 2, f"{point['hour']:%H}:00")
+        Label(n * slot + 1, f"{point['hour']:%H}:00")
         for n, point in enumerate(series)
         if n % 6 == 0
     ]
