@@ -142,11 +142,12 @@ class Console:
 
 
 def _stale(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
 
     try:
         element.tag_name  # noqa: B018 (raises once the page it belonged to is gone)
-    except StaleElementReferenceException:
+    except WebDriverException:
+        # Stale, or (while the next page replaces it) "does not belong to the document".
         return True
     return False
 

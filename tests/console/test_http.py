@@ -278,8 +278,11 @@ class TestActions:
     def test_retry_one_and_all_matching(
         self, settings: Settings, client: TestClient, db: Database, erp: FakeErp
     ) -> None:
-        sku, closed, _ = kill(client, settings, db, erp)
+        sku, closed, delivered = kill(client, settings, db, erp)
         csrf = sign_in(client, f.ADMIN_TOKEN)
+        again = client.post(f"/console/messages/{delivered}/retry", data={"csrf": csrf})
+        assert again.status_code == 409
+        assert "already delivered" in again.text
         page = client.get("/console/undelivered").text
         assert 'id="match-count">2<' in page
         assert "Unknown SKU SKU-0" in page
@@ -385,6 +388,8 @@ class TestPages:
         transfers = client.get("/console/reconciliation").text
         assert "in_transit" in transfers
         assert "A: 2 / 0 / -2" in transfers
+        elsewhere = client.get("/console/reconciliation", params={"asn_id": "nope"}).text
+        assert "No transfers match." in elsewhere
         counts = client.get("/console/reconciliation", params={"view": "counts"}).text
         assert '<table id="counts">' in counts
         assert re.search(r'<td class="num">5</td><td class="num">5</td>', counts)

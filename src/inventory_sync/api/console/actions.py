@@ -27,7 +27,7 @@ from inventory_sync.api.console.rendering import (
 )
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
 from inventory_sync.api.queryparams import EventFilterQuery, MessageFilterQuery
-from inventory_sync.api.routes.sync import MessageId
+from inventory_sync.api.routes.sync import AlreadyDelivered, MessageId
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound
@@ -113,6 +113,8 @@ def retry(db: DatabaseDep, _admin: Admin, form: Form, message_id: MessageId) -> 
         before = outbox.retry(conn, message_id, utcnow())
     if before is None:
         raise NotFound(f"no sync message {message_id}")
+    if before == outbox.DELIVERED:
+        raise AlreadyDelivered(f"sync message {message_id} is already delivered")
     return RedirectResponse(_noticed(_back(form.get("back"), "/console/undelivered"), "retry"), 303)
 
 

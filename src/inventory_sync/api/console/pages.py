@@ -158,6 +158,10 @@ def reconciliation(
     tenant: TextQuery = None,
     location_id: TextQuery = None,
     product_id: TextQuery = None,
+    asn_id: TextQuery = None,
+    count_id: TextQuery = None,
+    payload_id: TextQuery = None,
+    event_name: TextQuery = None,
     status: transfers.TransferStatus | None = None,
     drifted: bool | None = None,
     since: TimeQuery = None,
@@ -173,6 +177,7 @@ def reconciliation(
         if view == "transfers":
             where_t = transfers.TransferFilter(
                 tenant=tenant,
+                asn_id=asn_id,
                 origin_location_id=location_id,
                 status=status,
                 since=start,
@@ -186,6 +191,7 @@ def reconciliation(
                 tenant=tenant,
                 location_id=location_id,
                 product_id=product_id,
+                count_id=count_id,
                 drifted=drifted,
                 since=start,
                 until=end,
@@ -193,7 +199,9 @@ def reconciliation(
             rows = counts.list_counts(conn, where_c, limit + 1, _after(cursor))
             page = _page(rows, limit, "id")
         else:
-            where_k = chunks.ChunkFilter(tenant=tenant, since=start, until=end)
+            where_k = chunks.ChunkFilter(
+                tenant=tenant, name=event_name, payload_id=payload_id, since=start, until=end
+            )
             after_k = pagination.decode(cursor, (str, str, str))
             rows = chunks.list_incomplete(conn, where_k, limit + 1, after_k)
             page = pagination.page(

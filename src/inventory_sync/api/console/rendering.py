@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from inventory_sync.api.auth import Forbidden
 from inventory_sync.api.console import session
 from inventory_sync.clock import iso
 from inventory_sync.errors import DatabaseUnavailable, ServiceError
@@ -138,11 +139,6 @@ async def viewer(request: Request) -> session.Session:
     if found is None:
         raise SignInNeeded()
     return found
-
-
-class Forbidden(ServiceError):
-    status_code = 403
-    code = "forbidden"
 
 
 def admin(found: Annotated[session.Session, Depends(viewer)]) -> session.Session:
