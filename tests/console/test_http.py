@@ -106,7 +106,7 @@ class TestSession:
         assert session.COOKIE not in client.cookies
         stale = client.post(
             "/console/sign-in",
-            data={"csrf": "forged", "token": f.ADMIN_TOKEN},
+            data={"csrf": "forgéd", "token": f.ADMIN_TOKEN},
             follow_redirects=False,
         )
         assert stale.status_code == 303
@@ -126,9 +126,19 @@ class TestSession:
         sign_in(console, f.ADMIN_TOKEN)
         value = console.cookies[session.COOKIE]
         body, signature = value.split(".")
-        for forged in (f"{body}.{signature[:-2]}AA", f"{body}x.{signature}", "garbage", ""):
+        for forged in (
+            f"{body}.{signature[:-2]}AA",
+            f"{body}x.{signature}",
+            "garbage",
+            "",
+        ):
             console.cookies.set(session.COOKIE, forged, path="/console")
             assert console.get("/console", follow_redirects=False).status_code == 303
+        # Bytes no browser should send, as a server reads them (latin-1).
+        raw = f"{session.COOKIE}={body}.{signature[:-1]}\xe9".encode("latin-1")
+        console.cookies.clear()
+        answer = console.get("/console", headers={"cookie": raw}, follow_redirects=False)
+        assert answer.status_code == 303
         console.cookies.set(session.COOKIE, value, path="/console")
         assert console.get("/console").status_code == 200
 
@@ -202,7 +212,7 @@ class TestCsrfAndRoles:
         [event_id] = quarantine(settings, f.received(("A", 1)))
         [dead, *_] = kill(client, settings, db, erp)
         sign_in(client, f.ADMIN_TOKEN)
-        for data in ({}, {"csrf": "forged"}, {"csrf": ""}):
+        for data in ({}, {"csrf": "forged"}, {"csrf": ""}, {"csrf": "é"}):
             for url in (
                 f"/console/events/{event_id}/replay",
                 f"/console/messages/{dead}/retry",

@@ -8,6 +8,7 @@ says how many match.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -37,6 +38,7 @@ from inventory_sync.ops import bulk
 from inventory_sync.views import events as events_view
 from inventory_sync.views import outbox as outbox_view
 
+log = logging.getLogger("inventory_sync.console")
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 EventId = Annotated[int, Path(ge=1, le=2**62)]
 
@@ -85,8 +87,12 @@ async def sign_in(request: Request) -> Response:
         # A stale form (or another site's): a fresh one, with nothing else said.
         return RedirectResponse(link("/console/sign-in", {"next": target}), status_code=303)
     answer = RedirectResponse(target, status_code=303)
-    if await session.open_session(request, answer, fields.get("token", "").strip()) is None:
+    role = await session.open_session(request, answer, fields.get("token", "").strip())
+    client = request.client.host if request.client else None
+    if role is None:
+        log.warning("console.sign_in_refused", extra={"client": client})
         return await _sign_in_page(request, target, failed=True)
+    log.info("console.signed_in", extra={"role": role, "client": client})
     return answer
 
 

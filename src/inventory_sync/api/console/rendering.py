@@ -7,7 +7,6 @@ forms only to the console, no framing.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -175,7 +174,7 @@ async def read_form(request: Request) -> dict[str, str]:
 async def checked_form(request: Request, found: Viewer) -> dict[str, str]:
     """The form of a state-changing request, refused (403) without the session's CSRF token."""
     fields = await read_form(request)
-    if not hmac.compare_digest(fields.pop("csrf", ""), found.csrf):
+    if not session.same(fields.pop("csrf", ""), found.csrf):
         raise Forbidden("the form is stale or was not sent by this console: reload the page")
     return fields
 

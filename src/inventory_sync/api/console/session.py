@@ -72,6 +72,11 @@ async def signing_key(state: State) -> bytes:
     return key
 
 
+def same(presented: str, expected: str) -> bool:
+    """Constant-time equality of what a browser sent (any text) and what we signed."""
+    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _sign(key: bytes, purpose: str, text: str) -> str:
     return _b64(hmac.new(key, f"{purpose}:{text}".encode(), hashlib.sha256).digest())
 
@@ -86,7 +91,7 @@ def _open(key: bytes, purpose: str, value: str | None) -> dict[str, Any] | None:
     if not value or value.count(".") != 1:
         return None
     body, signature = value.split(".")
-    if not hmac.compare_digest(signature, _sign(key, purpose, body)):
+    if not same(signature, _sign(key, purpose, body)):
         return None
     try:
         claims = json.loads(_unb64(body))
@@ -200,7 +205,7 @@ async def sign_in_csrf_ok(request: Request, presented: str) -> bool:
     claims = _open(key, "sign-in", request.cookies.get(SIGN_IN_COOKIE))
     if claims is None:
         return False
-    return hmac.compare_digest(presented, _sign(key, "sign-in-csrf", str(claims.get("n"))))
+    return same(presented, _sign(key, "sign-in-csrf", str(claims.get("n"))))
 
 
 def _set(request: Request, response: Response, name: str, value: str, seconds: int) -> None:
