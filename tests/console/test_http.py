@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from inventory_sync.api.app import create_app
 from inventory_sync.api.console import session
+from inventory_sync.ops import bulk
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
 from tests import factories as f
@@ -284,6 +285,28 @@ class TestActions:
         assert rows(db, bad) == (0, 0)
         listed = client.get("/console/quarantine").text
         assert 'id="match-count">1<' in listed
+
+    def test_replay_goes_on_past_what_stays_quarantined(
+        self,
+        settings: Settings,
+        client: TestClient,
+        db: Database,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        bad, good = quarantine(settings, f.received(("B", -1)), f.received(("C", 2)))
+        monkeypatch.setattr(bulk, "MAX_REPLAY", 1)
+        csrf = sign_in(client, f.ADMIN_TOKEN)
+        first = client.post("/console/quarantine/replay", data={"csrf": csrf}).text
+        assert 'id="result-failed">1<' in first
+        assert 'id="result-remaining">1<' in first
+        go_on = re.search(r'<form method="post" action="([^"]+)">', first)
+        assert go_on is not None
+        assert go_on.group(1) == f"/console/quarantine/replay?after={bad}"
+        second = client.post(go_on.group(1), data={"csrf": csrf}).text
+        assert 'id="result-replayed">1<' in second
+        assert 'id="result-remaining">0<' in second
+        assert 'id="go-on"' not in second
+        assert rows(db, good) == (1, 1)
 
     def test_retry_one_and_all_matching(
         self, settings: Settings, client: TestClient, db: Database, erp: FakeErp
