@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     api_docs: bool = True
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
+    # NewStore's APIs, for the `inventory-sync newstore` commands only; the service itself
+    # never calls NewStore.
+    newstore_url: str | None = None
+    newstore_tenant: str | None = None
+    newstore_token: SecretStr | None = None
+    newstore_client_id: str | None = None
+    newstore_client_secret: SecretStr | None = None
+    newstore_token_url: str | None = None
+    newstore_integration_id: str = Field(
+        default="inventory-sync", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
 
     @field_validator("webhook_keys", "ops_tokens", "admin_tokens", "tenants", mode="before")
     @classmethod
@@ -78,7 +89,17 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @field_validator(
-        "erp_url", "erp_authorization", "erp_signing_secret", "metrics_token", mode="before"
+        "erp_url",
+        "erp_authorization",
+        "erp_signing_secret",
+        "metrics_token",
+        "newstore_url",
+        "newstore_tenant",
+        "newstore_token",
+        "newstore_client_id",
+        "newstore_client_secret",
+        "newstore_token_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -115,9 +136,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("erp_url")
+    @field_validator("erp_url", "newstore_url", "newstore_token_url")
     @classmethod
-    def _erp_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value
@@ -137,6 +158,14 @@ class Settings(BaseSettings):
         if len(key) < 16:
             raise ValueError("expected whsec_ followed by at least 16 bytes in base64")
         return value
+
+    @model_validator(mode="after")
+    def _newstore_client(self) -> Settings:
+        if (self.newstore_client_id is None) != (self.newstore_client_secret is None):
+            raise ValueError(
+                "INVSYNC_NEWSTORE_CLIENT_ID and INVSYNC_NEWSTORE_CLIENT_SECRET go together"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retry_bounds(self) -> Settings:

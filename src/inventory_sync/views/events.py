@@ -124,3 +124,30 @@ def count_by_name_and_status(
     name = case((e.c.name.in_(sorted(names)), e.c.name), else_=literal("other")).label("name")
     rows = conn.execute(select(name, e.c.status, func.count()).group_by(name, e.c.status))
     return [(row[0], row[1], int(row[2])) for row in rows]
+
+
+def first_received_at(conn: Connection, tenant: str) -> datetime | None:
+    """When the inbox stored its first event of `tenant`: since then it holds the dedupe key
+    of every event of that tenant it stored (rows are never deleted). Read in id order, which
+    is arrival order, so the primary key's index finds it without a scan of the tenant."""
+    query = select(e.c.received_at).where(e.c.tenant == tenant).order_by(e.c.id).limit(1)
+    return conn.execute(query).scalar_one_or_none()
+
+
+def stored_by_payload(
+    conn: Connection, tenant: str, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], list[tuple[int | None, int | None, str]]]:
+    """For each (name, payload id) of `keys`: (chunk_number, total_chunks, status) of every
+    stored event of that tenant, name and payload id."""
+    found: dict[tuple[str, str], list[tuple[int | None, int | None, str]]] = {}
+    wanted = set(keys)
+    ids = sorted({payload_id for _, payload_id in wanted})
+    for start in range(0, len(ids), BATCH):
+        query = select(e.c.name, e.c.payload_id, e.c.chunk_number, e.c.total_chunks, e.c.status)
+        query = query.where(e.c.tenant == tenant, e.c.payload_id.in_(ids[start : start + BATCH]))
+        for row in conn.execute(query.order_by(e.c.id)):
+            if (row.name, row.payload_id) in wanted:
+                found.setdefault((row.name, row.payload_id), []).append(
+                    (row.chunk_number, row.total_chunks, row.status)
+                )
+    return found
