@@ -4,7 +4,6 @@ is sent, idempotence, NewStore's errors, and no credential in any output or log 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -17,27 +16,6 @@ from tests.newstore.fake import FakeNewStore
 
 CALLBACK = "https://sync.example.com/webhooks/newstore"
 TOKEN = "ns-fixed-access-token-91b2"
-
-
-@pytest.fixture
-def newstore() -> Iterator[FakeNewStore]:
-    with ns.running() as server:
-        yield server
-
-
-@pytest.fixture
-def runner(newstore: FakeNewStore, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> CliRunner:
-    monkeypatch.chdir(tmp_path)  # no .env of the developer's
-    for name, value in {
-        "INVSYNC_WEBHOOK_KEYS": f"{f.WEBHOOK_KEY},previous-webhook-key",
-        "INVSYNC_NEWSTORE_URL": newstore.url,
-        "INVSYNC_NEWSTORE_TENANT": f.TENANT,
-        "INVSYNC_NEWSTORE_CLIENT_ID": ns.CLIENT_ID,
-        "INVSYNC_NEWSTORE_CLIENT_SECRET": ns.CLIENT_SECRET,
-        "INVSYNC_NEWSTORE_TOKEN_URL": newstore.url + ns.TOKEN_PATH,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return CliRunner()
 
 
 SECRETS = (ns.CLIENT_SECRET, ns.CLIENT_ID, TOKEN, f.WEBHOOK_KEY, "previous-webhook-key")

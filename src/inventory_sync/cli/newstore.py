@@ -329,7 +329,7 @@ def replay(
 def _failures_table(found: list[failed.Failure], retried: dict[str, str]) -> Table:
     table = Table(title="failed publications")
     for column in ("event", "entity id", "attempts", "last attempt", "retries left", "here"):
-        table.add_column(column, no_wrap=column == "entity id")
+        table.add_column(column, no_wrap=column in ("entity id", "here"))
     if retried:
         table.add_column("retry")
     for f in found:
