@@ -195,6 +195,8 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"] and message.startswith("INVSYNC_"):  # a rule across variables
+            raise ConfigurationError(message) from None
         raise ConfigurationError(f"INVSYNC_{field.upper()}: {message}") from None
     except ValueError as exc:  # e.g. a .env line pydantic-settings cannot decode
         raise ConfigurationError(f"configuration: {exc}") from None

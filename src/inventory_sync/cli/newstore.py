@@ -146,7 +146,9 @@ def status(as_json: JsonOption = False) -> None:
     if ours is None:
         if as_json:
             typer.echo(json.dumps({"integration": None, "replays": []}))
-        typer.echo(f"no integration {base} at NewStore: run `inventory-sync newstore register`")
+        typer.echo(
+            f"no integration {base} at NewStore: run `inventory-sync newstore register`", err=True
+        )
         raise typer.Exit(1)
     accepted: bool | None = None
     if ours.api_key is not None and settings.webhook_keys:
@@ -260,7 +262,10 @@ def replay(
             ours = integrations.get(client, base)
             url = ours.callback_url if ours else None
         if url is None:
-            typer.echo(f"no integration {base} to copy a callback URL from: give --callback-url")
+            typer.echo(
+                f"no integration {base} to copy a callback URL from: give --callback-url",
+                err=True,
+            )
             raise typer.Exit(2)
         created, _ = integrations.start_replay(client, replay_id, url, key, start, end)
         console = Console(stderr=True)
