@@ -4,6 +4,7 @@ is sent, idempotence, NewStore's errors, and no credential in any output or log 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +20,12 @@ TOKEN = "ns-fixed-access-token-91b2"
 
 
 SECRETS = (ns.CLIENT_SECRET, ns.CLIENT_ID, TOKEN, f.WEBHOOK_KEY, "previous-webhook-key")
+
+
+@pytest.fixture(autouse=True)
+def every_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """Everything logged, httpx's and httpcore's debug lines too, for the secret checks."""
+    caplog.set_level(logging.DEBUG)
 
 
 def assert_no_secret(text: str, newstore: FakeNewStore) -> None:

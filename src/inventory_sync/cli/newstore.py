@@ -331,7 +331,7 @@ def replay(
         raise typer.Exit(1)
 
 
-def _failures_table(found: list[failed.Failure], retried: dict[str, str]) -> Table:
+def _failures_table(found: list[failed.Failure], retried: dict[tuple[str, str], str]) -> Table:
     table = Table(title="failed publications")
     for column in ("event", "entity id", "attempts", "last attempt", "retries left", "here"):
         table.add_column(column, no_wrap=column in ("entity id", "here"))
@@ -346,7 +346,8 @@ def _failures_table(found: list[failed.Failure], retried: dict[str, str]) -> Tab
             "-" if f.retries_remaining is None else str(f.retries_remaining),
             f.verdict,
         ]
-        table.add_row(*cells, *([retried.get(f.entity_id, "-")] if retried else []))
+        retry = retried.get((f.event_name, f.entity_id), "-")
+        table.add_row(*cells, *([retry] if retried else []))
     return table
 
 
@@ -375,25 +376,25 @@ def failures(
     end = _time("--until", until) if until is not None else None
     settings, creds = _configured()
     integration_id = integration or settings.newstore_integration_id
-    retried: dict[str, str] = {}
+    retried: dict[tuple[str, str], str] = {}
     with _newstore(creds) as client:
         found = _failures(settings, client, integration_id, start, end)
         for f in found if retry else []:
             if f.verdict not in failed.TO_RETRY:
                 continue
             if f.publication_id is None:
-                retried[f.entity_id] = "no publication id from NewStore"
+                retried[f.event_name, f.entity_id] = "no publication id from NewStore"
                 continue
             try:
                 failed.retry(client, integration_id, f.publication_id)
-                retried[f.entity_id] = "requested"
+                retried[f.event_name, f.entity_id] = "requested"
             except NewStoreError as error:
-                retried[f.entity_id] = f"refused: {error}"
+                retried[f.event_name, f.entity_id] = f"refused: {error}"
     data = {
         "integration_id": integration_id,
         "since": iso(start),
         "until": iso(end),
-        "failures": [f.json() | {"retry": retried.get(f.entity_id)} for f in found],
+        "failures": [f.json() | {"retry": retried.get((f.event_name, f.entity_id))} for f in found],
     }
 
     def render(console: Console) -> None:
@@ -404,7 +405,9 @@ def failures(
 
     _emit(as_json, data, render)
     unresolved = [
-        f for f in found if f.verdict in failed.TO_RETRY and retried.get(f.entity_id) != "requested"
+        f
+        for f in found
+        if f.verdict in failed.TO_RETRY and retried.get((f.event_name, f.entity_id)) != "requested"
     ]
     if unresolved:
         raise typer.Exit(1)
