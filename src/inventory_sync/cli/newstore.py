@@ -113,8 +113,11 @@ def register(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create or update our integration: callback URL, the webhook key as its api_key, and an
-    event filter of exactly the events this service handles. Safe to run again."""
+    """Create or update our integration at NewStore; safe to run again.
+
+    It gets the callback URL, the webhook key as its api_key, and an event filter of exactly
+    the events this service handles.
+    """
     if callback_url is not None and not callback_url.startswith(("https://", "http://")):
         raise typer.BadParameter("expected an https:// URL", param_hint="--callback-url")
     settings, creds = _configured()
@@ -136,8 +139,11 @@ def register(
 
 @newstore_cli.command("status")
 def status(as_json: JsonOption = False) -> None:
-    """Our integration as NewStore has it: running or stopped, callback, filter against the
-    events handled, whether its api_key is one this service accepts; replays under way."""
+    """Our integration as NewStore has it, and the replays under way.
+
+    Running or stopped, its callback, its filter against the events handled, and whether its
+    api_key is one this service accepts.
+    """
     settings, creds = _configured()
     base = settings.newstore_integration_id
     with _newstore(creds) as client:
@@ -366,9 +372,10 @@ def failures(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """NewStore's failed publications to us, each checked against the inbox: `missing` (never
-    reached us), `partial` (some chunks did not), `quarantined` (reached us; replay it with
-    `inventory-sync events replay`), `received` (a later attempt succeeded).
+    """NewStore's failed publications to us, each checked against the inbox.
+
+    `missing`: never reached us; `partial`: some chunks did not; `quarantined`: reached us
+    (replay it with `inventory-sync events replay`); `received`: a later attempt succeeded.
 
     Exits 1 while any event is missing or partial and was not retried with success.
     """
