@@ -105,6 +105,14 @@ class TestRegister:
         assert "INVSYNC_WEBHOOK_KEYS" in no_key.output
         assert newstore.changes() == []
 
+    def test_a_tenant_the_service_would_refuse_is_warned_of(
+        self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("INVSYNC_TENANTS", "globex")
+        result = runner.invoke(cli, ["newstore", "register", "--callback-url", CALLBACK])
+        assert result.exit_code == 0, result.output
+        assert "INVSYNC_TENANTS does not name acme" in result.stderr
+
     def test_missing_newstore_settings_are_named(
         self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
     ) -> None:

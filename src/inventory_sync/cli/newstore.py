@@ -45,10 +45,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for script
 def _configured() -> tuple[Settings, Credentials]:
     settings = settings_or_exit()
     try:
-        return settings, Credentials.from_settings(settings)
+        creds = Credentials.from_settings(settings)
     except MissingConfiguration as error:
         typer.echo(f"configuration error: {error}", err=True)
         raise typer.Exit(2) from None
+    if settings.tenants and creds.tenant not in settings.tenants:
+        typer.echo(
+            f"warning: INVSYNC_TENANTS does not name {creds.tenant} "
+            "(INVSYNC_NEWSTORE_TENANT): its events would be quarantined",
+            err=True,
+        )
+    return settings, creds
 
 
 def _webhook_key(settings: Settings) -> str:
@@ -230,7 +237,7 @@ def _failures(
 @newstore_cli.command("replay")
 def replay(
     since: Annotated[str, typer.Option(help="Start of the window (ISO-8601, UTC unless given).")],
-    until: Annotated[str, typer.Option(help="End of the window, exclusive (ISO-8601).")],
+    until: Annotated[str, typer.Option(help="End of the window (ISO-8601): NewStore's ends_at.")],
     callback_url: Annotated[
         str | None,
         typer.Option(help="Where NewStore sends the replay; default: our integration's URL."),
@@ -243,7 +250,7 @@ def replay(
     ] = 240.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Have NewStore send again every handled event created in [SINCE, UNTIL).
+    """Have NewStore send again every handled event created between SINCE and UNTIL.
 
     A temporary integration of that window is registered (NewStore stops it after the window's
     last event), waited for, and removed once every event it failed to deliver has reached us
