@@ -111,8 +111,9 @@ def list_counts(
 ) -> Any:
     """Counted lines in arrival order: `counted`, NewStore's `stock_on_hand`, `variance` =
     counted - stock_on_hand, and where an earlier count anchors our ledger, `expected` (that
-    count plus our movements up to this count) and `drift` = expected - stock_on_hand; both null
-    when not anchored. `drifted=true` keeps lines with a non-zero drift. `since`/`until` filter
+    count plus our movements up to this count) and `drift` = stock_on_hand - expected, the units
+    NewStore booked that we have no event for (0 when every event arrived); both null when not
+    anchored. `drifted=true` keeps lines with a non-zero drift. `since`/`until` filter
     on `counted_at` (`until` exclusive)."""
     where = counts.CountFilter(
         tenant=tenant,

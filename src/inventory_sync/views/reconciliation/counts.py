@@ -5,8 +5,11 @@ earlier count of the same (tenant, location, stock location, product) anchors ou
 `expected` is our position at the moment of this count by the stock rule of section 5: that
 earlier count's figure plus every non-count movement after it and up to this count's
 `counted_at` (inclusive, because the stock rule treats a movement at the instant of a count as
-already in the count). `drift` = expected - stock_on_hand: non-zero means NewStore and we saw
-different movements between the two counts, usually an event we never received.
+already in the count). `drift` = stock_on_hand - expected: what NewStore booked between the two
+counts that our ledger has not. Every unit NewStore counts in or out (receipts, sales, transfers
+out, adjustments, returns) is an event, so with every event delivered the drift is 0, and with
+events missing it is exactly their units at that position: +5 for a lost receipt of 5, -1 for
+a lost sale.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ def list_counts(
         query = _lines(where, after_id, limit).order_by("id")
     else:
         lines = _lines(where, after_id, None).subquery("count_line")
-        drift = lines.c.expected - lines.c.stock_on_hand
+        drift = lines.c.stock_on_hand - lines.c.expected
         condition = (
             (lines.c.expected.is_not(None)) & (drift != 0)
             if where.drifted
@@ -134,7 +137,7 @@ def _json(row: Any) -> dict[str, Any]:
         "stock_on_hand": row.stock_on_hand,
         "variance": row.counted - row.stock_on_hand,
         "expected": expected,
-        "drift": None if expected is None else expected - row.stock_on_hand,
+        "drift": None if expected is None else row.stock_on_hand - expected,
         "anchored": expected is not None,
         "anchor_counted_at": iso(row.anchor_at),
         "counted_at": iso(row.counted_at),

@@ -20,6 +20,7 @@ def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
     return {
         "transfers": {**by_status, "total": sum(by_status.values())},
         "unmatched_receipts": transfers.count_unmatched(conn, tenant),
+        "unmatched_receipt_asn_ids": transfers.first_unmatched_asn_ids(conn, tenant),
         "counts": {"drifted_lines": counts.count_drifted(conn, tenant)},
         "chunks": {"incomplete_sets": chunks.count_incomplete(conn, tenant)},
         "sync": outbox_view.backlog(conn),
