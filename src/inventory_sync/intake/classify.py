@@ -179,7 +179,8 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
         name=event.name,
         published_at=event.published_at,
         total_chunks=payload.total_chunks,
-        location_id=effect.location_id if effect is not None else None,
+        # Read for a quarantined event too: completeness counts them per store.
+        location_id=payload.location_id,
         occurred_at=effect.occurred_at if effect is not None else None,
         # Reconciliation matches receipts to ASNs by these.
         asn_id=getattr(payload, "asn_id", None),
@@ -212,6 +213,8 @@ def _refused(read: validation.Refused, content_hash: str) -> Classified:
     verdict = Classified(Status.QUARANTINED, content_hash, error=read.reason)
     if key is not None:
         verdict = replace(verdict, key=key, slot=primary_slot(key), tenant=key[0], name=key[1])
+    if read.document is not None:
+        verdict = replace(verdict, location_id=validation.lenient_location(read.document))
     if read.envelope is not None:
         envelope = read.envelope
         verdict = replace(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from inventory_sync.newstore.payloads import (
@@ -27,6 +27,7 @@ from inventory_sync.newstore.payloads import (
     MAX_CHUNKS,
     MAX_LOGICAL_TIMESTAMP,
     MAX_TEXT,
+    PAYLOAD_MODELS,
     SALE,
     Envelope,
     HandledEvent,
@@ -222,6 +223,26 @@ def lenient_key(document: dict[str, Any]) -> Key | None:
     if any("\x00" in part for part in key[:3]):
         return None
     return key
+
+
+def lenient_location(document: dict[str, Any]) -> str | None:
+    """The store a handled event names, read under the same field names as its model reads it,
+    even if the rest of the body is invalid: reconciliation counts quarantined events per store."""
+    name, payload = document.get("name"), document.get("payload")
+    model = PAYLOAD_MODELS.get(name) if isinstance(name, str) else None
+    if model is None or not isinstance(payload, dict):
+        return None
+    aliases = model.model_fields["location_id"].validation_alias
+    assert isinstance(aliases, AliasChoices)
+    for alias in aliases.choices:
+        value = payload.get(alias)
+        if isinstance(value, str) and 0 < len(value) <= MAX_TEXT and "\x00" not in value:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            return value
+    return None
 
 
 # -- content ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`GET /v1/reconciliation` and its details: transfers, unmatched receipts, counts, chunks."""
+"""`GET /v1/reconciliation` and its details: transfers, unmatched receipts, counts, chunks,
+completeness per store."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from inventory_sync.api import pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.views.reconciliation import chunks, counts, summary, transfers
+from inventory_sync.clock import utcnow
+from inventory_sync.views.reconciliation import chunks, completeness, counts, summary, transfers
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
 
 
 @router.get("")
 def get_summary(db: DatabaseDep, _role: ReadAccess, tenant: TextQuery = None) -> Any:
-    """Counts of transfers by status, receipts naming an unknown ASN, count lines whose drift is
+    """Counts of transfers by status, receipts naming an unknown ASN (`unmatched_receipts`, and
+    the first five ASN ids they name, `unmatched_receipt_asn_ids`), count lines whose drift is
     not zero, incomplete chunk sets, and the ERP sync backlog (`pending`, `delivered`, `dead`,
     `oldest_pending_age_seconds`)."""
     with db.snapshot() as conn:
@@ -160,3 +163,34 @@ def list_chunks(
     return pagination.page(
         rows, limit, lambda row: [row["tenant"], row["event_name"], row["payload_id"]]
     )
+
+
+@router.get("/completeness")
+def list_completeness(
+    db: DatabaseDep,
+    _role: ReadAccess,
+    tenant: TextQuery = None,
+    location_id: TextQuery = None,
+    since: TimeQuery = None,
+    limit: pagination.Limit = 100,
+    cursor: pagination.Cursor = None,
+) -> Any:
+    """Per store, where events are being lost: `last_counted_at` (its last count ever);
+    `counted_lines` (anchored count lines since `since`), `lines_with_drift`, `drift_units` (the
+    sum of their absolute drifts) and `score`, the share of those lines with zero drift (null
+    without any); `stale_incomplete_chunk_sets` (first chunk since `since`, still incomplete
+    after NewStore's 15-minute delivery window); `quarantined_events` (received since `since`).
+    `since` defaults to 30 days ago. Stores are listed when they have any of these or were ever
+    counted, ordered by tenant and location."""
+    now = utcnow()
+    where = completeness.CompletenessFilter(
+        since=timestamp("since", since) or now - completeness.WINDOW,
+        tenant=tenant,
+        location_id=location_id,
+    )
+    after = pagination.decode(cursor, (str, str))
+    with db.snapshot() as conn:
+        rows = completeness.by_location(conn, where, now)
+    if after is not None:
+        rows = [row for row in rows if [row["tenant"], row["location_id"]] > after]
+    return pagination.page(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])

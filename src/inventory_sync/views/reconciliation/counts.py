@@ -142,3 +142,29 @@ def _json(row: Any) -> dict[str, Any]:
         "anchor_counted_at": iso(row.anchor_at),
         "counted_at": iso(row.counted_at),
     }
+
+
+def drift_by_location(conn: Connection, where: CountFilter) -> list[Any]:
+    """Per (tenant, location_id) with count lines matching `where`: `counted_lines` (anchored
+    lines: those with a drift), `lines_with_drift` (non-zero) and `drift_units` (the sum of
+    their absolute drifts)."""
+    lines = _lines(where, None, None).subquery("count_line")
+    drift = lines.c.stock_on_hand - lines.c.expected
+    anchored = lines.c.expected.is_not(None)
+    query = select(
+        lines.c.tenant,
+        lines.c.location_id,
+        func.count(lines.c.expected).label("counted_lines"),
+        func.coalesce(func.sum(case((anchored & (drift != 0), 1), else_=0)), 0).label(
+            "lines_with_drift"
+        ),
+        func.coalesce(func.sum(func.abs(drift)), 0).label("drift_units"),
+    ).group_by(lines.c.tenant, lines.c.location_id)
+    return list(conn.execute(query))
+
+
+def last_counted(conn: Connection, tenant: str | None, location_id: str | None) -> list[Any]:
+    """(tenant, location_id, last_counted_at) of every store ever counted."""
+    query = select(c.c.tenant, c.c.location_id, func.max(c.c.counted_at).label("last_counted_at"))
+    query = narrow(query, [(c.c.tenant, tenant), (c.c.location_id, location_id)])
+    return list(conn.execute(query.group_by(c.c.tenant, c.c.location_id)))
