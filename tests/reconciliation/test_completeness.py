@@ -153,3 +153,26 @@ def test_filters_window_and_pages(client: TestClient) -> None:
     )
     assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
+
+
+def test_metrics_give_the_same_figures_by_store(client: TestClient) -> None:
+    today = utcnow()
+    first, second = (today - timedelta(days=2)).isoformat(), (today - timedelta(days=1)).isoformat()
+    count(client, "US-NYC-01", first, ("A", 5, 5), ("B", 5, 5))
+    # A sale of B never reached us: NewStore has one fewer on record than we expect.
+    count(client, "US-NYC-01", second, ("A", 5, 5), ("B", 4, 4))
+    assert f.post(client, f.received(("A", -1), fulfillment_location_id="US-BOS-02"))
+    body = client.get("/metrics").text
+    for sample in (
+        'invsync_completeness_counted_lines{location_id="US-NYC-01"} 2.0',
+        'invsync_completeness_lines_with_drift{location_id="US-NYC-01"} 1.0',
+        'invsync_completeness_drift_units{location_id="US-NYC-01"} 1.0',
+        'invsync_completeness_score{location_id="US-NYC-01"} 0.5',
+        'invsync_completeness_stale_incomplete_chunk_sets{location_id="US-NYC-01"} 0.0',
+        'invsync_completeness_quarantined_events{location_id="US-BOS-02"} 1.0',
+        'invsync_completeness_quarantined_events{location_id="US-NYC-01"} 0.0',
+        'invsync_completeness_last_count_timestamp_seconds{location_id="US-NYC-01"} ',
+    ):
+        assert sample in body, sample
+    assert 'invsync_completeness_score{location_id="US-BOS-02"}' not in body  # never counted
+    assert f.TENANT not in body
