@@ -176,3 +176,12 @@ def test_metrics_give_the_same_figures_by_store(client: TestClient) -> None:
         assert sample in body, sample
     assert 'invsync_completeness_score{location_id="US-BOS-02"}' not in body  # never counted
     assert f.TENANT not in body
+
+
+def test_other_content_under_a_taken_key_counts_for_its_store(client: TestClient) -> None:
+    first = f.received(("A", 1), fulfillment_location_id="US-BOS-02")
+    other = f.received(("A", 2), fulfillment_location_id="US-BOS-02")
+    other["payload"]["id"] = first["payload"]["id"]
+    assert f.post(client, first)["status"] == "accepted"
+    assert f.post(client, other)["status"] == "quarantined"
+    assert stores(client)["US-BOS-02"]["quarantined_events"] == 1
