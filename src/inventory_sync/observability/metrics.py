@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
@@ -187,14 +187,16 @@ def _completeness_metrics(conn: Connection) -> list[Metric]:
     together: a tenant is not a label)."""
     now = utcnow()
     where = completeness.CompletenessFilter(since=now - completeness.WINDOW)
-    by_store: dict[str, dict[str, Any]] = {}
+    by_store: dict[str, dict[str, int]] = {}
+    last_counted: dict[str, datetime] = {}
     for item in completeness.by_location(conn, where, now):
-        store = by_store.setdefault(item["location_id"], dict.fromkeys(_COMPLETENESS, 0))
+        location_id = item["location_id"]
+        store = by_store.setdefault(location_id, dict.fromkeys(_COMPLETENESS, 0))
         for name in _COMPLETENESS:
             store[name] += item[name]
-        counted = item["last_counted_at"]
-        if counted is not None and (store.get("last") is None or counted > store["last"]):
-            store["last"] = counted
+        if item["last_counted_at"] is not None:
+            counted_at = parse_timestamp(item["last_counted_at"])
+            last_counted[location_id] = max(counted_at, last_counted.get(location_id, counted_at))
     families = {
         name: GaugeMetricFamily(f"invsync_completeness_{name}", text, labels=["location_id"])
         for name, text in _COMPLETENESS.items()
@@ -217,8 +219,8 @@ def _completeness_metrics(conn: Connection) -> list[Metric]:
         if store["counted_lines"]:
             exact = store["counted_lines"] - store["lines_with_drift"]
             score.add_metric([location_id], exact / store["counted_lines"])
-        if store.get("last") is not None:
-            last_count.add_metric([location_id], parse_timestamp(store["last"]).timestamp())
+        if location_id in last_counted:
+            last_count.add_metric([location_id], last_counted[location_id].timestamp())
     return [*families.values(), score, last_count]
 
 
