@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests import factories as f
 from tests.reconciliation.test_transfers import pages
@@ -222,3 +224,29 @@ def test_withheld_events_drift_by_exactly_their_units(
     deliver(client, bodies)
     assert drift(client, store) == missing
     assert any(missing.values())
+
+
+LABELS = [event.label for event in between("any")]
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(order=st.randoms(use_true_random=False), withheld=st.sets(st.sampled_from(LABELS)))
+def test_any_order_and_any_events_withheld(
+    client: TestClient, order: random.Random, withheld: set[str]
+) -> None:
+    store = f"HYP-{f.new_id()}"  # examples share the database, never a store
+    booked = between(store)
+    missing = {"A": 0, "B": 0, "C": 0}
+    for event in booked:
+        if event.label in withheld:
+            for product, units in event.main.items():
+                missing[product] += units
+    bodies = [event.body for event in booked if event.label not in withheld]
+    bodies += outside(store) + counts(store, booked)
+    order.shuffle(bodies)
+    deliver(client, bodies)
+    assert drift(client, store) == missing
