@@ -44,9 +44,12 @@ def list_transfers(
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Shipped ASNs with their receipts per product (`shipped`, `received`, `difference` =
-    received - shipped). Receipts match on `asn_id`, else on `shipment_ref`. Status:
-    `in_transit` (nothing received), `received` (every product exact), `discrepancy` (any product
-    over, or received without being shipped), `partially_received` (otherwise: some short).
+    received - shipped). Receipts match on `asn_id`, else on `shipment_ref`.
+    `destination_location_id` is the store whose receipts matched (while nothing is received, the
+    destination the ASN names, if any, else null; `named_destination_location_id` is the ASN's).
+    Status: `in_transit` (nothing received), `received` (every product exact), `discrepancy` (any
+    product over, or received without being shipped, or received elsewhere than the ASN named or
+    at several stores; `reason` says which), `partially_received` (otherwise: some short).
     `since`/`until` filter on the ship date (`until` exclusive). Receipts naming an unknown ASN
     are at `/v1/reconciliation/transfers/unmatched`."""
     where = transfers.TransferFilter(
