@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     erp_max_attempts: int = Field(default=12, ge=1, le=1000)
     erp_retry_base_seconds: float = Field(default=5.0, gt=0)
     erp_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    erp_send_sales: bool = False
     return_locations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_lines_per_event: int = Field(default=10_000, ge=1, le=LINES_LIMIT)

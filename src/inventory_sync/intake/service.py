@@ -143,13 +143,13 @@ async def _store(
     if await _same_content(store, recorded.holder, item.content_hash, body):
         return _duplicate(holder_id, item.name)
 
-    # Same key, other content: keep it, visibly, without touching the ledger.
+    # Same key, other content: keep it, visibly, without touching the ledger. Its store stays
+    # readable: completeness counts quarantined events per store.
     canonical = canonical_payload(body)
     conflict = replace(
         item,
         status=Status.QUARANTINED,
         write=None,
-        location_id=None,
         occurred_at=None,
         error=f"dedupe key already used by event {holder_id} with different content",
     )
@@ -196,7 +196,6 @@ async def replay(store: Store, event_id: int, rules: Rules) -> Outcome | None:
             item,
             status=Status.QUARANTINED,
             write=None,
-            location_id=None,
             occurred_at=None,
             error=f"dedupe key already used by event {taken.holder} with different content",
         )

@@ -1,4 +1,5 @@
-"""`GET /v1/reconciliation` and its details: transfers, unmatched receipts, counts, chunks."""
+"""`GET /v1/reconciliation` and its details: transfers, unmatched receipts, counts, chunks,
+completeness per store."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from inventory_sync.api import pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.views.reconciliation import chunks, counts, summary, transfers
+from inventory_sync.clock import utcnow
+from inventory_sync.views.reconciliation import chunks, completeness, counts, summary, transfers
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
 
 
 @router.get("")
 def get_summary(db: DatabaseDep, _role: ReadAccess, tenant: TextQuery = None) -> Any:
-    """Counts of transfers by status, receipts naming an unknown ASN, count lines whose drift is
+    """Counts of transfers by status, receipts naming an unknown ASN (`unmatched_receipts`, and
+    the first five ASN ids they name, `unmatched_receipt_asn_ids`), count lines whose drift is
     not zero, incomplete chunk sets, and the ERP sync backlog (`pending`, `delivered`, `dead`,
     `oldest_pending_age_seconds`)."""
     with db.snapshot() as conn:
@@ -41,9 +44,12 @@ def list_transfers(
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Shipped ASNs with their receipts per product (`shipped`, `received`, `difference` =
-    received - shipped). Receipts match on `asn_id`, else on `shipment_ref`. Status:
-    `in_transit` (nothing received), `received` (every product exact), `discrepancy` (any product
-    over, or received without being shipped), `partially_received` (otherwise: some short).
+    received - shipped). Receipts match on `asn_id`, else on `shipment_ref`.
+    `destination_location_id` is the store whose receipts matched (null while nothing is
+    received); `named_destination_location_id` is the destination the ASN names, if any.
+    Status: `in_transit` (nothing received), `received` (every product exact), `discrepancy` (any
+    product over, or received without being shipped, or received elsewhere than the ASN named or
+    at several stores; `reason` says which), `partially_received` (otherwise: some short).
     `since`/`until` filter on the ship date (`until` exclusive). Receipts naming an unknown ASN
     are at `/v1/reconciliation/transfers/unmatched`."""
     where = transfers.TransferFilter(
@@ -111,8 +117,9 @@ def list_counts(
 ) -> Any:
     """Counted lines in arrival order: `counted`, NewStore's `stock_on_hand`, `variance` =
     counted - stock_on_hand, and where an earlier count anchors our ledger, `expected` (that
-    count plus our movements up to this count) and `drift` = expected - stock_on_hand; both null
-    when not anchored. `drifted=true` keeps lines with a non-zero drift. `since`/`until` filter
+    count plus our movements up to this count) and `drift` = stock_on_hand - expected, the units
+    NewStore booked that we have no event for (0 when every event arrived); both null when not
+    anchored. `drifted=true` keeps lines with a non-zero drift. `since`/`until` filter
     on `counted_at` (`until` exclusive)."""
     where = counts.CountFilter(
         tenant=tenant,
@@ -159,3 +166,34 @@ def list_chunks(
     return pagination.page(
         rows, limit, lambda row: [row["tenant"], row["event_name"], row["payload_id"]]
     )
+
+
+@router.get("/completeness")
+def list_completeness(
+    db: DatabaseDep,
+    _role: ReadAccess,
+    tenant: TextQuery = None,
+    location_id: TextQuery = None,
+    since: TimeQuery = None,
+    limit: pagination.Limit = 100,
+    cursor: pagination.Cursor = None,
+) -> Any:
+    """Per store, where events are being lost: `last_counted_at` (its last count ever);
+    `counted_lines` (anchored count lines since `since`), `lines_with_drift`, `drift_units` (the
+    sum of their absolute drifts) and `score`, the share of those lines with zero drift (null
+    without any); `stale_incomplete_chunk_sets` (first chunk since `since`, still incomplete
+    after NewStore's 15-minute delivery window); `quarantined_events` (received since `since`).
+    `since` defaults to 30 days ago. Stores are listed when they have any of these or were ever
+    counted, ordered by tenant and location."""
+    now = utcnow()
+    where = completeness.CompletenessFilter(
+        since=timestamp("since", since) or now - completeness.WINDOW,
+        tenant=tenant,
+        location_id=location_id,
+    )
+    after = pagination.decode(cursor, (str, str))
+    with db.snapshot() as conn:
+        rows = completeness.by_location(conn, where, now)
+    if after is not None:
+        rows = [row for row in rows if [row["tenant"], row["location_id"]] > after]
+    return pagination.page(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])

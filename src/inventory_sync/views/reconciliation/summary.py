@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from inventory_sync.clock import utcnow
 from inventory_sync.views import events as events_view
 from inventory_sync.views import ledger as ledger_view
 from inventory_sync.views import outbox as outbox_view
 from inventory_sync.views import workers as workers_view
-from inventory_sync.views.reconciliation import chunks, counts, transfers
+from inventory_sync.views.reconciliation import chunks, completeness, counts, transfers
 
 
 def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
     return {
         "transfers": {**by_status, "total": sum(by_status.values())},
         "unmatched_receipts": transfers.count_unmatched(conn, tenant),
+        "unmatched_receipt_asn_ids": transfers.first_unmatched_asn_ids(conn, tenant),
         "counts": {"drifted_lines": counts.count_drifted(conn, tenant)},
         "chunks": {"incomplete_sets": chunks.count_incomplete(conn, tenant)},
         "sync": outbox_view.backlog(conn),
@@ -28,12 +30,15 @@ def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
 
 def overview(conn: Connection) -> dict[str, Any]:
     """Everything `inventory-sync status` shows: stored events by status, ledger movements by
-    kind, the number of stock positions, the reconciliation summary and the ERP sync workers
-    by state."""
+    kind, the number of stock positions, the reconciliation summary, the ERP sync workers by
+    state and completeness per store over the last 30 days."""
+    now = utcnow()
+    window = completeness.CompletenessFilter(since=now - completeness.WINDOW)
     return {
         "events": events_view.count_by_status(conn),
         "movements": ledger_view.count_by_kind(conn),
         "stock_positions": ledger_view.count_positions(conn),
         **summary(conn),
         "workers": dict(workers_view.count_by_state(workers_view.workers(conn))),
+        "completeness": completeness.by_location(conn, window, now),
     }
