@@ -71,10 +71,16 @@ class MessageFilter:
 
 
 def list_messages(
-    conn: Connection, where: MessageFilter, limit: int, after: int | None
+    conn: Connection,
+    where: MessageFilter,
+    limit: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Messages in the order their events were accepted (by `event_id`), after a cursor."""
-    query = select(*SUMMARY).order_by(m.c.event_id).limit(limit)
+    """Messages in the order their events were accepted (by `event_id`), or newest first, from
+    just past the event id `after`."""
+    order = m.c.event_id.desc() if newest_first else m.c.event_id
+    query = select(*SUMMARY).order_by(order).limit(limit)
     query = narrow(
         query,
         [
@@ -86,7 +92,7 @@ def list_messages(
         ],
     )
     if after is not None:
-        query = query.where(m.c.event_id > after)
+        query = query.where(m.c.event_id < after if newest_first else m.c.event_id > after)
     return [message_json(row) for row in conn.execute(query)]
 
 

@@ -14,10 +14,13 @@ from inventory_sync.views.reconciliation import chunks, counts, transfers
 
 
 def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
-    """Transfers by status, unmatched receipts, drifted count lines, incomplete chunk sets and
-    the ERP sync backlog. `tenant` narrows everything but the ERP backlog, which is global."""
+    """Quarantined and dismissed events, transfers by status, unmatched receipts, drifted count
+    lines, incomplete chunk sets and the ERP sync backlog. `tenant` narrows everything but the
+    ERP backlog, which is global."""
     by_status = transfers.count_by_status(conn, tenant)
+    events = events_view.count_by_status(conn, tenant)
     return {
+        "events": {status: events.get(status, 0) for status in ("quarantined", "dismissed")},
         "transfers": {**by_status, "total": sum(by_status.values())},
         "unmatched_receipts": transfers.count_unmatched(conn, tenant),
         "counts": {"drifted_lines": counts.count_drifted(conn, tenant)},
@@ -31,9 +34,9 @@ def overview(conn: Connection) -> dict[str, Any]:
     kind, the number of stock positions, the reconciliation summary and the ERP sync workers
     by state."""
     return {
+        **summary(conn),
         "events": events_view.count_by_status(conn),
         "movements": ledger_view.count_by_kind(conn),
         "stock_positions": ledger_view.count_positions(conn),
-        **summary(conn),
         "workers": dict(workers_view.count_by_state(workers_view.workers(conn))),
     }
