@@ -186,7 +186,10 @@ def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
     return Response(row.raw_body, media_type=row.content_type or "application/octet-stream")
 
 
-@router.post("/{event_id}/replay")
+@router.post(
+    "/{event_id}/replay",
+    responses={409: {"description": "The event is dismissed; it is not replayed."}},
+)
 async def replay_event(
     store: StoreDep, rules: RulesDep, _role: AdminAccess, event_id: EventId
 ) -> Any:
@@ -201,7 +204,10 @@ async def replay_event(
     return {"status": outcome.status, "event_id": outcome.event_id, "detail": outcome.detail}
 
 
-@router.post("/{event_id}/dismiss")
+@router.post(
+    "/{event_id}/dismiss",
+    responses={409: {"description": "The event is not quarantined (nor dismissed)."}},
+)
 def dismiss_event(db: DatabaseDep, admin: AdminName, event_id: EventId, request: Dismissal) -> Any:
     """Set a quarantined event aside for good, with a reason: its status becomes `dismissed`,
     it leaves the quarantine counts, and replay refuses it; its body, its error and who
