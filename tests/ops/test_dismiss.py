@@ -100,6 +100,7 @@ class TestDismissOne:
         [
             {},
             {"reason": ""},
+            {"reason": " \n"},
             {"reason": "x" * 1001},
             {"reason": "a\u0000b"},
             {"reason": "ok", "x": 1},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -103,11 +104,9 @@ def replay(
         return outcomes
 
     outcomes = asyncio.run(run())
-    totals: dict[str, int] = {}
-    for found in outcomes:
-        totals[found["status"] or "not_found"] = totals.get(found["status"] or "not_found", 0) + 1
+    totals = Counter(found["status"] or "not_found" for found in outcomes)
     if json_:
-        output.emit_json({"replayed": outcomes, "totals": totals})
+        output.emit_json({"replayed": outcomes, "totals": dict(totals)})
     elif all_:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "nothing to replay"
         typer.echo(f"replayed: {summary}")

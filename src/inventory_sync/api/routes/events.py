@@ -100,7 +100,8 @@ class Dismissal(BaseModel):
     token's fingerprint is recorded with it."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=dismissal.MAX_REASON, pattern=r"^[^\x00]*$")
+    # Something to read: not blank, and without NUL.
+    reason: str = Field(max_length=dismissal.MAX_REASON, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
     by: Text = None
 
 
