@@ -138,14 +138,8 @@ def list_events(
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
         rows = events_view.list_events(conn, where, limit, None, order == "desc")
-    if json_:
-        output.emit_json(rows)
-        return
-    output.show(
-        output.table(
-            ("id", "received_at", "status", "name", "location_id", "payload_id", "error"), rows
-        )
-    )
+    columns = ("id", "received_at", "status", "name", "location_id", "payload_id", "error")
+    output.listing(columns, rows, json_)
 
 
 # Fields `events show` leaves out of its first table: they get tables of their own.

@@ -66,6 +66,14 @@ def fields(values: Mapping[str, Any], *, title: str | None = None) -> Table:
     return found
 
 
+def listing(columns: Sequence[str], rows: list[dict[str, Any]], as_json: bool) -> None:
+    """A listing: every field of every row as JSON, or the `columns` as a table."""
+    if as_json:
+        emit_json(rows)
+    else:
+        show(table(columns, rows))
+
+
 def show(*tables: Table) -> None:
     out = console()
     for each in tables:

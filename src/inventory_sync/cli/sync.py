@@ -58,14 +58,8 @@ def list_messages(
             rows = outbox_view.list_messages(
                 conn, outbox_view.MessageFilter(status=status), limit, None, order == "desc"
             )
-    if json_:
-        output.emit_json(rows)
-        return
-    output.show(
-        output.table(
-            ("id", "event_id", "type", "status", "attempts", "next_attempt_at", "last_error"), rows
-        )
-    )
+    columns = ("id", "event_id", "type", "status", "attempts", "next_attempt_at", "last_error")
+    output.listing(columns, rows, json_)
 
 
 @sync_cli.command("retry")
