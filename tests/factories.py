@@ -120,6 +120,21 @@ def returned(*lines_: dict[str, Any], **payload: Any) -> dict[str, Any]:
     return envelope("return.processed", body)
 
 
+def sold(*products: str, logical_timestamp: int = 1715871761377, **payload: Any) -> dict[str, Any]:
+    """A `fulfillment_request.items_completed`: one line per unit sold, no quantity."""
+    body = {
+        "id": new_id(),
+        "order_id": new_id(),
+        "logical_timestamp": logical_timestamp,
+        "fulfillment_location_id": STORE,
+        "associate_id": "3b9f1c2a7d4e4f0a9c8b6e5d4c3b2a10",
+        "service_level": "IN_STORE_HANDOVER",
+        "items": [{"id": new_id(), "product_id": p} for p in products],
+    }
+    body.update(payload)
+    return envelope("fulfillment_request.items_completed", body)
+
+
 def webhook_headers(key: str = WEBHOOK_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 

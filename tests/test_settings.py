@@ -43,6 +43,9 @@ class TestSettings:
             ("INVSYNC_ERP_CONCURRENCY", "0"),
             ("INVSYNC_LOG_LEVEL", "loud"),
             ("INVSYNC_MAX_BODY_BYTES", "ten"),
+            ("INVSYNC_NEWSTORE_URL", "acme.p.newstore.net"),
+            ("INVSYNC_NEWSTORE_TOKEN_URL", "id.p.newstore.net/token"),
+            ("INVSYNC_NEWSTORE_INTEGRATION_ID", "has spaces/and slashes"),
         ],
     )
     def test_bad_value_names_the_variable_in_one_line(
@@ -70,6 +73,16 @@ class TestSettings:
         monkeypatch.setenv("INVSYNC_DATABASE_URL", "postgresql+psycopg2://u@h/db")
         with pytest.raises(ConfigurationError, match="psycopg2 driver is not supported"):
             load_settings(_env_file=None)
+
+    def test_a_newstore_client_id_needs_its_secret(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("INVSYNC_NEWSTORE_CLIENT_ID", "client")
+        with pytest.raises(ConfigurationError) as error:
+            load_settings(_env_file=None)
+        assert str(error.value) == (
+            "INVSYNC_NEWSTORE_CLIENT_ID and INVSYNC_NEWSTORE_CLIENT_SECRET go together"
+        )
+        monkeypatch.setenv("INVSYNC_NEWSTORE_CLIENT_SECRET", "secret")
+        assert load_settings(_env_file=None).newstore_client_id == "client"
 
     def test_retry_bounds_must_be_ordered(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("INVSYNC_ERP_RETRY_BASE_SECONDS", "60")

@@ -1,7 +1,7 @@
 """ended_console_session: console sessions signed out before they expire
 
 Revision ID: d41c7a9e2b85
-Revises: 5c2e8f31a9d0
+Revises: 7e732e86eceb
 Create Date: 2026-12-07 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d41c7a9e2b85"
-down_revision: str | None = "5c2e8f31a9d0"
+down_revision: str | None = "7e732e86eceb"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

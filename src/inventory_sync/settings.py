@@ -53,10 +53,14 @@ class Settings(BaseSettings):
     erp_max_attempts: int = Field(default=12, ge=1, le=1000)
     erp_retry_base_seconds: float = Field(default=5.0, gt=0)
     erp_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    erp_send_sales: bool = False
     return_locations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_lines_per_event: int = Field(default=10_000, ge=1, le=LINES_LIMIT)
     keep_ignored_bodies: bool = False
+    retain_delivered_days: int = Field(default=30, ge=1, le=36_500)
+    retain_bodies_days: int = Field(default=90, ge=1, le=36_500)
+    purge_interval_minutes: int = Field(default=0, ge=0, le=525_600)
     max_header_bytes: int = Field(default=65_536, ge=1024, le=1024 * 1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
@@ -68,6 +72,17 @@ class Settings(BaseSettings):
     console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
+    # NewStore's APIs, for the `inventory-sync newstore` commands only; the service itself
+    # never calls NewStore.
+    newstore_url: str | None = None
+    newstore_tenant: str | None = None
+    newstore_token: SecretStr | None = None
+    newstore_client_id: str | None = None
+    newstore_client_secret: SecretStr | None = None
+    newstore_token_url: str | None = None
+    newstore_integration_id: str = Field(
+        default="inventory-sync", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
 
     @field_validator("webhook_keys", "ops_tokens", "admin_tokens", "tenants", mode="before")
     @classmethod
@@ -85,6 +100,12 @@ class Settings(BaseSettings):
         "erp_signing_secret",
         "metrics_token",
         "console_signing_key",
+        "newstore_url",
+        "newstore_tenant",
+        "newstore_token",
+        "newstore_client_id",
+        "newstore_client_secret",
+        "newstore_token_url",
         mode="before",
     )
     @classmethod
@@ -122,9 +143,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("erp_url")
+    @field_validator("erp_url", "newstore_url", "newstore_token_url")
     @classmethod
-    def _erp_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value
@@ -151,6 +172,14 @@ class Settings(BaseSettings):
         if len(key) < 16:
             raise ValueError("expected whsec_ followed by at least 16 bytes in base64")
         return value
+
+    @model_validator(mode="after")
+    def _newstore_client(self) -> Settings:
+        if (self.newstore_client_id is None) != (self.newstore_client_secret is None):
+            raise ValueError(
+                "INVSYNC_NEWSTORE_CLIENT_ID and INVSYNC_NEWSTORE_CLIENT_SECRET go together"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retry_bounds(self) -> Settings:
@@ -180,6 +209,8 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"] and message.startswith("INVSYNC_"):  # a rule across variables
+            raise ConfigurationError(message) from None
         raise ConfigurationError(f"INVSYNC_{field.upper()}: {message}") from None
     except ValueError as exc:  # e.g. a .env line pydantic-settings cannot decode
         raise ConfigurationError(f"configuration: {exc}") from None

@@ -43,6 +43,8 @@ BODIES = {
         {"product_id": "A", "quantity": 1, "condition_code": "2", "return_reason": "too big"},
         {"product_id": "B", "quantity": 2},
     ),
+    # Without INVSYNC_ERP_SEND_SALES: ledger rows and no outbox message.
+    "sale": f.sold("A", "A", "B"),
 }
 BODIES["receipt with identifiers"]["payload"]["items"][0]["external_identifiers"] = {"ean": "1"}
 del BODIES["handover without quantity"]["payload"]["items"][0]["quantity"]

@@ -94,8 +94,8 @@ def expected(name: str, field: str, value: Any) -> Any:
         return storable_text(value, required=True)
     if field in ("count", "stock_on_hand") and not counted:
         return ABSENT
-    if field == "quantity" and counted:
-        return ABSENT
+    if field == "quantity" and (counted or name == payloads.SALE):
+        return ABSENT  # a count line has count and stock_on_hand; a sale line is one unit
     if field in ("condition_code", "return_reason"):
         return storable_text(value, required=False) if name == "return.processed" else ABSENT
     if field == "quantity" and value is None and name.endswith("items_ready_for_handover"):
@@ -113,6 +113,7 @@ def body(name: str, field: str, value: Any) -> dict[str, Any]:
         "fulfillment_location_id": "L1",
         "origin_id": "L1",
         "return_location_id": "L1",
+        "logical_timestamp": 1,
         "items": [base, line],
     }
     return {"tenant": "acme", "name": name, "payload": payload}
@@ -203,3 +204,34 @@ def test_a_quantity_is_refused_in_words(value: Any, reason: str) -> None:
     read = validation.read(encode(body(NAMES[0], "quantity", value), "ascii"))
     assert isinstance(read, validation.Refused)
     assert read.reason == f"payload.items.1.quantity: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("value", "key_part"),
+    [(1715871761377, 1715871761377), (5.0, 5), ("6", 6), (-1, REFUSED), (True, REFUSED)],
+)
+@pytest.mark.parametrize("encoding", ["ascii", "utf-16"])
+def test_a_sale_is_keyed_by_its_logical_timestamp_whichever_parser(
+    value: Any, key_part: Any, encoding: str
+) -> None:
+    data = body(payloads.SALE, "product_id", "SKU-1")
+    data["payload"]["logical_timestamp"] = value
+    read = validation.read(encode(data, encoding))
+    if key_part is REFUSED:
+        assert isinstance(read, validation.Refused)
+        assert read.reason.startswith("payload.logical_timestamp: "), read.reason
+        return
+    assert isinstance(read, validation.Handled), read
+    assert validation.key_of(read.event) == ("acme", payloads.SALE, "p-1", key_part)
+
+
+def test_a_refused_sale_keeps_its_key_by_logical_timestamp() -> None:
+    data = body(payloads.SALE, "product_id", "A\x00")
+    data["payload"]["logical_timestamp"] = 77
+    read = validation.read(encode(data, "ascii"))
+    assert isinstance(read, validation.Refused)
+    key = validation.lenient_key(read.document or {})
+    assert key == ("acme", payloads.SALE, "p-1", 77)
+    assert validation.chunk_of(key) is None
+    del data["payload"]["logical_timestamp"]
+    assert validation.lenient_key(data) is None  # no default: the key is unknown

@@ -1,6 +1,8 @@
 """What the ops tests share: a configured command line, and the fake ERP of the delivery tests
 (to make dead messages for retry)."""
 
+from __future__ import annotations
+
 import pytest
 from typer.testing import CliRunner
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from inventory_sync.api.app import create_app
 from inventory_sync.cli.main import cli
+from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync.heartbeat import Heartbeat, State
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
@@ -157,3 +158,23 @@ class TestStatusCommand:
         workers = result.output.split("ERP sync workers", 1)[1]
         assert "delivering" in workers
         assert "idle" in workers
+
+    def test_status_shows_completeness_per_store(
+        self, client: TestClient, runner: CliRunner
+    ) -> None:
+        empty = runner.invoke(cli, ["status"], env={"COLUMNS": "160"})
+        assert "(no store counted or with events lost)" in empty.output
+        today = utcnow().isoformat()
+        for store, on_record in (("US-NYC-01", 5), ("US-BOS-02", 6)):
+            for at, soh in (("2024-05-20T10:00:00Z", 5), (today, on_record)):
+                body = f.counted(("A", soh, soh), completed_at=at, fulfillment_location_id=store)
+                assert f.post(client, body)["status"] == "accepted"
+        result = runner.invoke(cli, ["status"], env={"COLUMNS": "160"})
+        assert result.exit_code == 0, result.output
+        table = result.output.split("completeness per store", 1)[1]
+        cells = [
+            [cell.strip() for cell in line.strip(" │").split("│")]
+            for line in table.splitlines()
+            if "US-" in line
+        ]
+        assert {row[0]: row[-1] for row in cells} == {"US-BOS-02": "0%", "US-NYC-01": "100%"}

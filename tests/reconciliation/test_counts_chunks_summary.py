@@ -54,7 +54,7 @@ class TestCounts:
         first, second = sorted(counts(client), key=lambda line: line["counted_at"])
         assert first["expected"] is None
         assert second["expected"] == 12
-        assert second["drift"] == 1
+        assert second["drift"] == -1  # stock_on_hand - expected: the unit we never saw leave
         assert second["variance"] == 0
         assert [line["count_id"] for line in counts(client, drifted="true")] == [second["count_id"]]
         assert summary(client)["counts"]["drifted_lines"] == 1
@@ -136,7 +136,8 @@ class TestSummary:
         ship(client, ("A", 1))
         done = ship(client, ("A", 1))
         receive(client, ("A", 1), asn_id=done)
-        receive(client, ("A", 1), asn_id=f.new_id())
+        ghost = f.new_id()
+        receive(client, ("A", 1), asn_id=ghost)
         answer = summary(client)
         assert answer["transfers"] == {
             "in_transit": 1,
@@ -146,12 +147,25 @@ class TestSummary:
             "total": 2,
         }
         assert answer["unmatched_receipts"] == 1
+        assert answer["unmatched_receipt_asn_ids"] == [ghost]
         sync = answer["sync"]
         assert sync["pending"] == 4
         assert sync["delivered"] == 0
         assert sync["dead"] == 0
         assert sync["oldest_pending_age_seconds"] >= 0
         assert summary(client, tenant="nobody")["transfers"]["total"] == 0
+
+    def test_unmatched_asn_ids_are_the_first_few_once_each(self, client: TestClient) -> None:
+        ghosts = [f.new_id() for _ in range(7)]
+        for ghost in ghosts:
+            receive(client, ("A", 1), asn_id=ghost)
+        receive(client, ("A", 1), asn_id=ghosts[0])
+        receive(client, ("A", 1), shipment_ref="S-unknown")  # no ASN id to name
+        answer = summary(client)
+        assert answer["unmatched_receipts"] == 9
+        assert answer["unmatched_receipt_asn_ids"] == ghosts[:5]
+        ship(client, ("A", 1), id=ghosts[0])
+        assert summary(client)["unmatched_receipt_asn_ids"] == ghosts[1:6]
 
     def test_empty_database(self, client: TestClient) -> None:
         answer = summary(client)

@@ -56,7 +56,8 @@ class TestTransferStatus:
         assert transfer["asn_id"] == asn_id
         assert transfer["status"] == "in_transit"
         assert transfer["origin_location_id"] == f.STORE
-        assert transfer["destination_location_id"] == "US-BOS-02"
+        assert transfer["destination_location_id"] is None
+        assert transfer["named_destination_location_id"] == "US-BOS-02"
         assert transfer["transfer_order_ref"] == "TO1"
         assert transfer["shipment_ref"] == "SHIP1"
         assert lines_of(transfer) == {"A": (2, 0, -2), "B": (1, 0, -1)}
@@ -154,6 +155,71 @@ class TestMatching:
         assert f.post(client, body)["status"] == "accepted"
         assert transfers(client)[0]["status"] == "in_transit"
         assert [u["tenant"] for u in unmatched(client)] == ["other-tenant"]
+
+
+class TestDestination:
+    def test_the_receiving_store_is_the_destination_null_while_in_transit(
+        self, client: TestClient
+    ) -> None:
+        asn_id = ship(client, ("A", 2))
+        [transfer] = transfers(client)
+        assert transfer["destination_location_id"] is None
+        assert transfer["reason"] is None
+
+        receive(client, ("A", 1), asn_id=asn_id, fulfillment_location_id="US-BOS-02")
+        [transfer] = transfers(client)
+        assert transfer["status"] == "partially_received"
+        assert transfer["destination_location_id"] == "US-BOS-02"
+        assert [t["asn_id"] for t in transfers(client, destination_location_id="US-BOS-02")] == [
+            asn_id
+        ]
+        assert transfers(client, destination_location_id="US-SFO-03") == []
+
+    def test_a_receipt_matched_by_shipment_ref_names_the_destination_too(
+        self, client: TestClient
+    ) -> None:
+        ship(client, ("A", 2), shipment_ref="IF77")
+        receive(client, ("A", 2), shipment_ref="IF77", fulfillment_location_id="US-SFO-03")
+        [transfer] = transfers(client)
+        assert transfer["status"] == "received"
+        assert transfer["destination_location_id"] == "US-SFO-03"
+
+    def test_received_where_the_asn_said_is_no_discrepancy(self, client: TestClient) -> None:
+        asn_id = ship(client, ("A", 2), destination_location_id="US-BOS-02")
+        receive(client, ("A", 2), asn_id=asn_id, fulfillment_location_id="US-BOS-02")
+        [transfer] = transfers(client)
+        assert transfer["status"] == "received"
+        assert transfer["named_destination_location_id"] == "US-BOS-02"
+        assert transfer["reason"] is None
+
+    def test_received_elsewhere_than_the_asn_said_is_a_discrepancy(
+        self, client: TestClient
+    ) -> None:
+        asn_id = ship(client, ("A", 2), destination_location_id="US-BOS-02")
+        receive(client, ("A", 2), asn_id=asn_id, fulfillment_location_id="US-SFO-03")
+        [transfer] = transfers(client)
+        assert transfer["status"] == "discrepancy"
+        assert transfer["destination_location_id"] == "US-SFO-03"
+        assert transfer["named_destination_location_id"] == "US-BOS-02"
+        assert transfer["reason"] == "received at US-SFO-03, not at the ASN's destination US-BOS-02"
+        assert lines_of(transfer) == {"A": (2, 2, 0)}
+        assert [t["asn_id"] for t in transfers(client, status="discrepancy")] == [asn_id]
+
+    def test_received_at_two_stores_is_a_discrepancy(self, client: TestClient) -> None:
+        asn_id = ship(client, ("A", 2))
+        receive(client, ("A", 1), asn_id=asn_id, fulfillment_location_id="US-BOS-02")
+        receive(client, ("A", 1), asn_id=asn_id, fulfillment_location_id="US-SFO-03")
+        [transfer] = transfers(client)
+        assert transfer["status"] == "discrepancy"
+        assert transfer["reason"] == (
+            "received at more than one store, among them US-BOS-02 and US-SFO-03"
+        )
+
+    def test_the_reason_names_over_and_unexpected_products(self, client: TestClient) -> None:
+        asn_id = ship(client, ("A", 2))
+        receive(client, ("A", 3), ("Z", 1), asn_id=asn_id)
+        [transfer] = transfers(client)
+        assert transfer["reason"] == "received more than shipped: A; received but not shipped: Z"
 
 
 class TestFiltersAndPages:

@@ -44,7 +44,23 @@ class TestReceive:
         assert write is not None
         assert write.effect.movements is not None
         assert write.effect.movements.quantity == [2, 3]
+        assert write.document is not None
         assert json.loads(write.document.body)["type"] == "inventory.receipt"
+
+    @pytest.mark.parametrize("send_sales", [False, True])
+    def test_a_sale_is_one_write_and_a_document_only_when_sales_are_sent(
+        self, send_sales: bool
+    ) -> None:
+        store = FakeStore()
+        rules = Rules(send_sales=send_sales)
+        raw = json.dumps(f.sold("A", "B")).encode()
+        outcome = run(service.receive(store, raw, "application/json", rules, RecentBodies()))
+        assert outcome.status is Status.ACCEPTED
+        write = store.events[1].write
+        assert write is not None
+        assert write.effect.movements is not None
+        assert write.effect.movements.quantity == [-1, -1]
+        assert (write.document is not None) is send_sales
 
     def test_the_same_bytes_again_are_a_duplicate_and_write_nothing(self) -> None:
         store, recent = FakeStore(), RecentBodies()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Query
 
@@ -19,6 +19,10 @@ TimeQuery = Annotated[
 TextQuery = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
 # Message types are printable ASCII, as every id the service issues is.
 TypeQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[!-~]+$")]
+Order = Annotated[
+    Literal["asc", "desc"],
+    Query(description="`desc`: newest first (the default); `asc`: oldest first."),
+]
 
 
 class BadParameter(ServiceError):

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from inventory_sync.ledger import documents, effects
 from inventory_sync.newstore import validation
-from inventory_sync.newstore.payloads import HandledEvent
+from inventory_sync.newstore.payloads import HandledEvent, ItemsCompleted
 from inventory_sync.settings import LINES_LIMIT, Settings
 from inventory_sync.storage.store import EventRow, Verdict, Write
 
@@ -29,6 +29,9 @@ class Status(StrEnum):
     """Well-formed, but of an event name the service does not handle; stored, not applied."""
     QUARANTINED = "quarantined"
     """Stored with the reason it cannot be processed; replayable."""
+    DISMISSED = "dismissed"
+    """A quarantined event an admin set aside (`intake.dismiss`); never an answer to NewStore:
+    a redelivery of it is a `duplicate`."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Rules:
     """INVSYNC_MAX_LINES_PER_EVENT."""
     keep_ignored_bodies: bool = False
     """INVSYNC_KEEP_IGNORED_BODIES."""
+    send_sales: bool = False
+    """INVSYNC_ERP_SEND_SALES: without it a sale moves the ledger and queues no ERP document."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
@@ -49,6 +54,7 @@ class Rules:
             dict(settings.return_locations),
             settings.max_lines_per_event,
             settings.keep_ignored_bodies,
+            settings.erp_send_sales,
         )
 
 
@@ -85,7 +91,7 @@ class Classified:
             tenant=self.tenant,
             name=self.name,
             payload_id=key[2] if key else None,
-            chunk_number=key[3] if key else None,
+            chunk_number=validation.chunk_of(key) if key else None,
             total_chunks=self.total_chunks,
             location_id=self.location_id,
             occurred_at=self.occurred_at,
@@ -145,7 +151,7 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
 
     event = read.event
     payload = event.payload
-    key = (event.tenant, event.name, payload.id, payload.chunk_number)
+    key = validation.key_of(event)
     error = None
     if rules.tenants and event.tenant not in rules.tenants:
         error = f"tenant {event.tenant!r} is not in INVSYNC_TENANTS"
@@ -176,7 +182,8 @@ def classify(body: bytes, rules: Rules, content_hash: str) -> Classified:
         name=event.name,
         published_at=event.published_at,
         total_chunks=payload.total_chunks,
-        location_id=effect.location_id if effect is not None else None,
+        # Read for a quarantined event too: completeness counts them per store.
+        location_id=payload.location_id,
         occurred_at=effect.occurred_at if effect is not None else None,
         # Reconciliation matches receipts to ASNs by these.
         asn_id=getattr(payload, "asn_id", None),
@@ -189,6 +196,7 @@ def _accepted(event: HandledEvent, rules: Rules) -> Write:
     """The effect and ERP document of a valid handled event (or `Unprocessable`)."""
     effect = effects.translate(event, rules.return_locations)
     payload = event.payload
+    sale = payload if isinstance(payload, ItemsCompleted) else None
     source = documents.Source(
         event.tenant,
         event.name,
@@ -196,7 +204,10 @@ def _accepted(event: HandledEvent, rules: Rules) -> Write:
         payload.chunk_number,
         payload.total_chunks,
         event.published_at,
+        sale.logical_timestamp if sale is not None else None,
     )
+    if sale is not None and not rules.send_sales:
+        return Write(source, effect, None)
     return Write(source, effect, documents.build(source, effect))
 
 
@@ -205,6 +216,8 @@ def _refused(read: validation.Refused, content_hash: str) -> Classified:
     verdict = Classified(Status.QUARANTINED, content_hash, error=read.reason)
     if key is not None:
         verdict = replace(verdict, key=key, slot=primary_slot(key), tenant=key[0], name=key[1])
+    if read.document is not None:
+        verdict = replace(verdict, location_id=validation.lenient_location(read.document))
     if read.envelope is not None:
         envelope = read.envelope
         verdict = replace(

@@ -131,8 +131,10 @@ async def _store(
         if recorded.holder is None:
             return Outcome(item.status, recorded.event_id, item.error, item.name)
         holder = recorded.holder
-        if holder.status == Status.IGNORED:
-            return _duplicate(holder.id, item.name)  # a redelivery, counted once
+        if holder.status in (Status.IGNORED, Status.DISMISSED):
+            # A redelivery, counted once; a dismissed one is stored, which is all NewStore
+            # needs to hear (its statuses are the webhook's four).
+            return _duplicate(holder.id, item.name)
         # The same bytes again: the same answer as the first time.
         return Outcome(Status(holder.status), holder.id, holder.error, item.name)
 
@@ -143,13 +145,13 @@ async def _store(
     if await _same_content(store, recorded.holder, item.content_hash, body):
         return _duplicate(holder_id, item.name)
 
-    # Same key, other content: keep it, visibly, without touching the ledger.
+    # Same key, other content: keep it, visibly, without touching the ledger. Its store stays
+    # readable: completeness counts quarantined events per store.
     canonical = canonical_payload(body)
     conflict = replace(
         item,
         status=Status.QUARANTINED,
         write=None,
-        location_id=None,
         occurred_at=None,
         error=f"dedupe key already used by event {holder_id} with different content",
     )
@@ -196,7 +198,6 @@ async def replay(store: Store, event_id: int, rules: Rules) -> Outcome | None:
             item,
             status=Status.QUARANTINED,
             write=None,
-            location_id=None,
             occurred_at=None,
             error=f"dedupe key already used by event {taken.holder} with different content",
         )

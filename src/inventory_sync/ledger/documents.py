@@ -17,7 +17,7 @@ import pydantic_core
 
 from inventory_sync.clock import iso
 from inventory_sync.ledger.effects import MAIN, Effect
-from inventory_sync.newstore.validation import key_text
+from inventory_sync.newstore.validation import Key, key_text
 
 # Fixed forever: changing it would change every message id and defeat the ERP's dedupe.
 _NAMESPACE = uuid.UUID("5b0e7c1a-3f5d-4c2e-9a8b-6d1f0e2c4b7a")
@@ -33,6 +33,14 @@ class Source:
     chunk_number: int
     total_chunks: int | None
     published_at: datetime | None
+    logical_timestamp: int | None = None
+    """A sale's: it ends the dedupe key in place of the chunk number."""
+
+    @property
+    def key(self) -> Key:
+        """The dedupe key (`newstore.validation.key_of`)."""
+        part = self.chunk_number if self.logical_timestamp is None else self.logical_timestamp
+        return (self.tenant, self.name, self.payload_id, part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +52,13 @@ class Document:
     body: str
 
 
-def message_id(tenant: str, name: str, payload_id: str, chunk_number: int) -> str:
-    """Stable id from the dedupe key: a redelivered or replayed event gets the same id.
+def message_id(tenant: str, name: str, payload_id: str, key_part: int) -> str:
+    """Stable id from the dedupe key (`key_part`: the chunk number, a sale's logical
+    timestamp): a redelivered or replayed event gets the same id.
 
     `uuid.uuid5(_NAMESPACE, key_text(key))`, written out: once per accepted event, the uuid
     module's objects cost three times as much."""
-    key = key_text((tenant, name, payload_id, chunk_number))
+    key = key_text((tenant, name, payload_id, key_part))
     digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + key.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -108,7 +117,7 @@ def _with_identifiers(
 
 def build(source: Source, effect: Effect) -> Document:
     """The document the ERP receives for `effect`."""
-    message = message_id(source.tenant, source.name, source.payload_id, source.chunk_number)
+    message = message_id(*source.key)
     document: dict[str, Any] = {
         "id": message,
         "type": effect.document_type.value,

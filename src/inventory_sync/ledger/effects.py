@@ -51,6 +51,8 @@ class Kind(StrEnum):
     ADJUSTMENT = "adjustment"
     TRANSFER_OUT = "transfer_out"
     RETURN = "return"
+    SALE = "sale"
+    """A unit handed over or shipped to a customer from the store's `main`."""
     COUNT_VARIANCE = "count_variance"
     """count - stock_on_hand as NewStore saw it. Informational: stock positions are anchored on
     the count itself, so these rows never enter a position sum."""
@@ -63,6 +65,7 @@ class DocumentType(StrEnum):
     TRANSFER_SHIPPED = "inventory.transfer_shipped"
     COUNT = "inventory.count"
     RETURN = "inventory.return"
+    SALE = "inventory.sale"
 
 
 class Unprocessable(ValueError):
@@ -256,7 +259,24 @@ def translate(event: payloads.HandledEvent, return_locations: Mapping[str, str])
             return _count(payload, published_at)
         case payloads.ReturnProcessed() as payload:
             return _return(payload, published_at, return_locations)
+        case payloads.ItemsCompleted() as payload:
+            return _sale(payload, published_at)
     raise TypeError(f"unhandled payload {type(event.payload).__name__}")  # pragma: no cover
+
+
+def _sale(payload: payloads.ItemsCompleted, published_at: datetime | None) -> Effect:
+    if published_at is None:
+        raise Unprocessable(
+            "published_at: missing; a fulfillment_request.items_completed has no time of its own"
+        )
+    refs = _refs(
+        order_id=payload.order_id,
+        service_level=payload.service_level,
+        logical_timestamp=payload.logical_timestamp,
+    )
+    # Sales leave `main` only, and a line is one unit.
+    movements = _one_leg(Kind.SALE, payload.items, [-1] * len(payload.items), refs)
+    return Effect(DocumentType.SALE, payload.location_id, published_at, refs, movements)
 
 
 def _return(

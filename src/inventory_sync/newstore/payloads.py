@@ -1,4 +1,4 @@
-"""NewStore's wire contract: the event envelope and the payloads of the six handled events.
+"""NewStore's wire contract: the event envelope and the payloads of the seven handled events.
 
 One model set, for every body. Models ignore unknown fields (NewStore adds fields over time; the
 raw body keeps them) and accept the location-field aliases seen in real traffic.
@@ -38,6 +38,8 @@ MAX_QUANTITY = 1_000_000_000
 MAX_TEXT = 1000
 MAX_CHUNKS = 100_000
 MAX_NESTING = 10
+# A fulfillment event's logical timestamp is a 64-bit ordering number (milliseconds in samples).
+MAX_LOGICAL_TIMESTAMP = 2**63 - 1
 
 
 def _as_whole(value: float | str) -> int:
@@ -99,6 +101,15 @@ Quantity = Annotated[
         MAX_QUANTITY,
         "negative quantity {} is not allowed",
         f"quantity {{}} exceeds {MAX_QUANTITY}",
+    ),
+]
+LogicalTimestamp = Annotated[
+    int,
+    _whole_number(
+        0,
+        MAX_LOGICAL_TIMESTAMP,
+        "negative logical timestamp {} is not allowed",
+        "logical timestamp {} does not fit 64 bits",
     ),
 ]
 SignedQuantity = Annotated[
@@ -299,6 +310,30 @@ class ReturnProcessed(Transaction):
     items: Items[ReturnLine]
 
 
+class SaleLine(Inbound):
+    """One unit: fulfillment lines carry no quantity."""
+
+    id: Text | None = None
+    """The order item; NewStore's own consumers read it, the ledger does not need it."""
+    product_id: Id
+    external_identifiers: Identifiers | None = None
+
+
+class ItemsCompleted(Transaction):
+    """Items of a fulfillment request handed over or shipped from the store: sold.
+
+    One fulfillment request (`id`) completes in several events, each with its own
+    `logical_timestamp`, which is why that number, not a chunk number, ends the dedupe key
+    (`newstore.validation.key_of`). The payload has no time of its own."""
+
+    location_id: Text = Field(validation_alias=AliasChoices("fulfillment_location_id"))
+    logical_timestamp: LogicalTimestamp
+    order_id: Text | None = None
+    service_level: Text | None = None
+    associate_id: Text | None = None
+    items: Items[SaleLine]
+
+
 HandledPayload = (
     ItemsReceived
     | AdjustmentCreated
@@ -306,7 +341,10 @@ HandledPayload = (
     | AsnCreated
     | ItemsCounted
     | ReturnProcessed
+    | ItemsCompleted
 )
+
+SALE = "fulfillment_request.items_completed"
 
 PAYLOAD_MODELS: dict[str, type[HandledPayload]] = {
     "inventory_transaction.items_received": ItemsReceived,
@@ -315,6 +353,7 @@ PAYLOAD_MODELS: dict[str, type[HandledPayload]] = {
     "inventory_transaction.asn_created": AsnCreated,
     "inventory_count.items_counted": ItemsCounted,
     "return.processed": ReturnProcessed,
+    SALE: ItemsCompleted,
 }
 HANDLED = frozenset(PAYLOAD_MODELS)
 
@@ -364,7 +403,14 @@ class ReturnEvent(_Event):
     payload: ReturnProcessed
 
 
-HandledEvent = ReceiptEvent | AdjustmentEvent | HandoverEvent | AsnEvent | CountEvent | ReturnEvent
+class SaleEvent(_Event):
+    name: Literal["fulfillment_request.items_completed"]
+    payload: ItemsCompleted
+
+
+HandledEvent = (
+    ReceiptEvent | AdjustmentEvent | HandoverEvent | AsnEvent | CountEvent | ReturnEvent | SaleEvent
+)
 
 # A handled event in one pass over the body: the `name` picks the payload model, in Rust.
 HANDLED_EVENT: TypeAdapter[HandledEvent] = TypeAdapter(

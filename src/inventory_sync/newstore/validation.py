@@ -18,20 +18,39 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from inventory_sync.newstore.payloads import (
     HANDLED,
     HANDLED_EVENT,
     MAX_CHUNKS,
+    MAX_LOGICAL_TIMESTAMP,
     MAX_TEXT,
+    PAYLOAD_MODELS,
+    SALE,
     Envelope,
     HandledEvent,
+    ItemsCompleted,
 )
 
 Key = tuple[str, str, str, int]
-"""The dedupe key: (tenant, name, payload.id, chunk_number)."""
+"""The dedupe key: (tenant, name, payload.id, chunk_number), or for a sale
+(tenant, name, payload.id, logical_timestamp): one fulfillment request completes in several
+events, one per logical timestamp, and none of them is chunked."""
+
+
+def key_of(event: HandledEvent) -> Key:
+    """The dedupe key of a validated event."""
+    payload = event.payload
+    if isinstance(payload, ItemsCompleted):
+        return (event.tenant, event.name, payload.id, payload.logical_timestamp)
+    return (event.tenant, event.name, payload.id, payload.chunk_number)
+
+
+def chunk_of(key: Key) -> int | None:
+    """The chunk number in a key; None for a sale, which is never chunked."""
+    return None if key[1] == SALE else key[3]
 
 
 def key_text(key: Key) -> str:
@@ -177,16 +196,21 @@ def lenient_key(document: dict[str, Any]) -> Key | None:
     tenant, name, payload = document.get("tenant"), document.get("name"), document.get("payload")
     if not (isinstance(tenant, str) and isinstance(name, str) and isinstance(payload, dict)):
         return None
-    payload_id, chunk = payload.get("id"), payload.get("chunk_number", 1)
+    payload_id = payload.get("id")
     if isinstance(payload_id, int) and not isinstance(payload_id, bool):
         payload_id = str(payload_id)
-    if chunk is None:
-        chunk = 1
+    if name == SALE:
+        # No default: without its logical timestamp a sale's key is unknown.
+        chunk, low, high = payload.get("logical_timestamp"), 0, MAX_LOGICAL_TIMESTAMP
+    else:
+        chunk, low, high = payload.get("chunk_number", 1), 1, MAX_CHUNKS
+        if chunk is None:
+            chunk = 1
     if isinstance(chunk, float) and chunk.is_integer():
         chunk = int(chunk)
     if not (isinstance(payload_id, str) and payload_id and type(chunk) is int):
         return None
-    if not 1 <= chunk <= MAX_CHUNKS:
+    if not low <= chunk <= high:
         return None  # out of range: the model names the problem, and it fits no column
     if any(len(part) > MAX_TEXT for part in (tenant, name, payload_id)):
         return None  # too long to be an id; the body is kept under the hash of its bytes
@@ -199,6 +223,26 @@ def lenient_key(document: dict[str, Any]) -> Key | None:
     if any("\x00" in part for part in key[:3]):
         return None
     return key
+
+
+def lenient_location(document: dict[str, Any]) -> str | None:
+    """The store a handled event names, read under the same field names as its model reads it,
+    even if the rest of the body is invalid: reconciliation counts quarantined events per store."""
+    name, payload = document.get("name"), document.get("payload")
+    model = PAYLOAD_MODELS.get(name) if isinstance(name, str) else None
+    if model is None or not isinstance(payload, dict):
+        return None
+    aliases = model.model_fields["location_id"].validation_alias
+    assert isinstance(aliases, AliasChoices)
+    for alias in aliases.choices:
+        value = payload.get(alias)
+        if isinstance(value, str) and 0 < len(value) <= MAX_TEXT and "\x00" not in value:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            return value
+    return None
 
 
 # -- content ------------------------------------------------------------------------------------

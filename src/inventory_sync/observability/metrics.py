@@ -1,4 +1,6 @@
-"""Prometheus metrics. Labels carry only bounded values: never secrets, ids or tenant input.
+"""Prometheus metrics. Labels carry only bounded values: never secrets, event ids or tenants.
+Store ids label the completeness gauges: NewStore caps a tenant's locations at 2000, and so do
+we (`MAX_STORES`).
 
 Two sources, on purpose:
 
@@ -19,6 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
@@ -28,6 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection
 
+from inventory_sync.clock import parse_timestamp, utcnow
 from inventory_sync.errors import DatabaseUnavailable, InputRefused
 from inventory_sync.newstore.payloads import HANDLED
 from inventory_sync.storage.database import Database
@@ -35,6 +39,7 @@ from inventory_sync.views import events as events_view
 from inventory_sync.views import ledger as ledger_view
 from inventory_sync.views import outbox as outbox_view
 from inventory_sync.views import workers as workers_view
+from inventory_sync.views.reconciliation import completeness
 
 log = logging.getLogger("inventory_sync.metrics")
 
@@ -64,6 +69,9 @@ WEBHOOK_LATENCY = Histogram(
 
 # Several scrapers (or a fast one) must not turn /metrics into a database load.
 CACHE_SECONDS = 5.0
+# Completeness reads every count line of 30 days with its anchor: a minute old is fresh enough.
+COMPLETENESS_SECONDS = 60.0
+MAX_STORES = 2000
 
 
 def event_label(name: str | None) -> str:
@@ -163,6 +171,58 @@ def _database_metrics(conn: Connection) -> list[Metric]:
 
 RUNNING = ("delivering", "idle", "misconfigured")
 
+_COMPLETENESS = {
+    "counted_lines": "Anchored count lines of the last 30 days, by store.",
+    "lines_with_drift": "Of those, lines whose drift is not 0: units NewStore booked that we have "
+    "no event for.",
+    "drift_units": "Sum of the absolute drift of those lines.",
+    "stale_incomplete_chunk_sets": "Chunk sets of the last 30 days still incomplete after "
+    "NewStore's 15-minute delivery window.",
+    "quarantined_events": "Quarantined events of the last 30 days whose store could be read.",
+}
+
+
+def _completeness_metrics(conn: Connection) -> list[Metric]:
+    """The figures of /v1/reconciliation/completeness over 30 days, by store (tenants
+    together: a tenant is not a label)."""
+    now = utcnow()
+    where = completeness.CompletenessFilter(since=now - completeness.WINDOW)
+    by_store: dict[str, dict[str, int]] = {}
+    last_counted: dict[str, datetime] = {}
+    for item in completeness.by_location(conn, where, now):
+        location_id = item["location_id"]
+        store = by_store.setdefault(location_id, dict.fromkeys(_COMPLETENESS, 0))
+        for name in _COMPLETENESS:
+            store[name] += item[name]
+        if item["last_counted_at"] is not None:
+            counted_at = parse_timestamp(item["last_counted_at"])
+            last_counted[location_id] = max(counted_at, last_counted.get(location_id, counted_at))
+    families = {
+        name: GaugeMetricFamily(f"invsync_completeness_{name}", text, labels=["location_id"])
+        for name, text in _COMPLETENESS.items()
+    }
+    score = GaugeMetricFamily(
+        "invsync_completeness_score",
+        "Share of a store's counted lines of the last 30 days with zero drift; absent without "
+        "any. 1 when every event arrives.",
+        labels=["location_id"],
+    )
+    last_count = GaugeMetricFamily(
+        "invsync_completeness_last_count_timestamp_seconds",
+        "When a store was last counted (Unix time); absent if never.",
+        labels=["location_id"],
+    )
+    for location_id in sorted(by_store)[:MAX_STORES]:
+        store = by_store[location_id]
+        for name, family in families.items():
+            family.add_metric([location_id], store[name])
+        if store["counted_lines"]:
+            exact = store["counted_lines"] - store["lines_with_drift"]
+            score.add_metric([location_id], exact / store["counted_lines"])
+        if location_id in last_counted:
+            last_count.add_metric([location_id], last_counted[location_id].timestamp())
+    return [*families.values(), score, last_count]
+
 
 class DatabaseCollector(Collector):
     """Reads the database figures at scrape time, at most once per `CACHE_SECONDS`."""
@@ -172,6 +232,8 @@ class DatabaseCollector(Collector):
         self._lock = threading.Lock()
         self._cached: list[Metric] = []
         self._cached_at = float("-inf")
+        self._completeness: list[Metric] = []
+        self._completeness_at = float("-inf")
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("invsync_database_up", "1 when the last scrape read the database.")
@@ -180,13 +242,17 @@ class DatabaseCollector(Collector):
                 try:
                     with self.db.snapshot() as conn:
                         self._cached = _database_metrics(conn)
+                        if time.monotonic() - self._completeness_at >= COMPLETENESS_SECONDS:
+                            self._completeness = _completeness_metrics(conn)
+                            self._completeness_at = time.monotonic()
                     self._cached_at = time.monotonic()
                 except (DatabaseUnavailable, InputRefused) as error:
                     # Away, or a schema not yet migrated: the process metrics still matter most
                     # then, and a scrape must never fail.
                     log.warning("metrics.database_unreadable", extra={"error": str(error)[:200]})
                     self._cached, self._cached_at = [], float("-inf")
-            metrics = list(self._cached)
+                    self._completeness, self._completeness_at = [], float("-inf")
+            metrics = list(self._cached) + (self._completeness if self._cached else [])
         up.add_metric([], 1.0 if metrics else 0.0)
         yield up
         yield from metrics

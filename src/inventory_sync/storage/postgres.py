@@ -177,7 +177,9 @@ _INSERTED = (
 
 
 @functools.cache
-def _statement(head: str, movements: bool, counts: bool, shipment: bool) -> tuple[str, list[str]]:
+def _statement(
+    head: str, movements: bool, counts: bool, shipment: bool, outbox: bool
+) -> tuple[str, list[str]]:
     """The SQL for one shape of write, with the names of its parameters in order."""
     parts = [f"ev AS ({head})"]
     if movements:
@@ -186,7 +188,8 @@ def _statement(head: str, movements: bool, counts: bool, shipment: bool) -> tupl
         parts.append(_COUNTS)
     if shipment:
         parts.append(_SHIPMENT)
-    parts.append(_OUTBOX)
+    if outbox:
+        parts.append(_OUTBOX)
     tail = _INSERTED if head == _INSERT else "SELECT id FROM ev"
     numbered = _Numbered()
     sql = ("WITH " + ",\n".join(parts) + "\n" + tail).format_map(numbered)
@@ -206,10 +209,11 @@ def _write_values(write: Write, recorded_at: datetime) -> dict[str, Any]:
         "recorded_at": recorded_at,
         "payload_id": source.payload_id,
         "chunk_number": source.chunk_number,
-        "message_id": document.message_id,
-        "document_type": document.type,
-        "document": document.body,
     }
+    if document is not None:
+        values.update(
+            message_id=document.message_id, document_type=document.type, document=document.body
+        )
     # unnest pads shorter arrays with NULL, so a column that is the same on every row goes as
     # one value and an empty array, and the lines numbered 1, 2, ... as none: each array costs
     # the client and the server a pass over every row.
@@ -270,7 +274,11 @@ def _write_statement(
 ) -> tuple[str, list[Any]]:
     effect = write.effect
     sql, names = _statement(
-        head, effect.movements is not None, effect.counts is not None, effect.shipment is not None
+        head,
+        effect.movements is not None,
+        effect.counts is not None,
+        effect.shipment is not None,
+        write.document is not None,
     )
     values = _write_values(write, recorded_at)
     values.update(head_values)

@@ -164,6 +164,8 @@ def _write(conn: Connection, event_id: int, write: Write, recorded_at: datetime)
                 )
             ],
         )
+    if document is None:
+        return
     conn.execute(
         insert(outbox_message).values(
             id=document.message_id,

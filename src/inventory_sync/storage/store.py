@@ -84,7 +84,8 @@ class Write:
 
     source: Source
     effect: Effect
-    document: Document
+    document: Document | None
+    """None for an event the ERP is not sent (a sale without INVSYNC_ERP_SEND_SALES)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from inventory_sync.clock import iso, utcnow
 from inventory_sync.storage.filters import narrow
-from inventory_sync.storage.tables import outbox_message, sync_attempt
+from inventory_sync.storage.tables import outbox_message, purged_attempts, sync_attempt
 
 m = outbox_message
 SUMMARY = [c for c in m.c if c.name != "document"]
@@ -77,9 +77,9 @@ class MessageFilter:
     """Part of `last_error`, in any case."""
 
 
-def _filtered(columns: list[Any], where: MessageFilter) -> Select[Any]:
+def _filtered(columns: list[Any], where: MessageFilter, newest_first: bool = False) -> Select[Any]:
     query = narrow(
-        select(*columns).order_by(m.c.event_id),
+        select(*columns).order_by(m.c.event_id.desc() if newest_first else m.c.event_id),
         [
             (m.c.status, where.status),
             (m.c.type, where.type),
@@ -92,19 +92,23 @@ def _filtered(columns: list[Any], where: MessageFilter) -> Select[Any]:
         until=where.until,
     )
     if where.error:
-        query = query.where(
-            func.lower(m.c.last_error).contains(where.error.lower(), autoescape=True)
-        )
+        part = where.error.lower()
+        query = query.where(func.lower(m.c.last_error).contains(part, autoescape=True))
     return query
 
 
 def list_messages(
-    conn: Connection, where: MessageFilter, limit: int, after: int | None
+    conn: Connection,
+    where: MessageFilter,
+    limit: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Messages in the order their events were accepted (by `event_id`), after a cursor."""
-    query = _filtered(SUMMARY, where).limit(limit)
+    """Messages in the order their events were accepted (by `event_id`), or newest first, from
+    just past the event id `after`."""
+    query = _filtered(SUMMARY, where, newest_first).limit(limit)
     if after is not None:
-        query = query.where(m.c.event_id > after)
+        query = query.where(m.c.event_id < after if newest_first else m.c.event_id > after)
     return [message_json(row) for row in conn.execute(query)]
 
 
@@ -142,6 +146,13 @@ def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
 
 
 def attempts_by_outcome(conn: Connection) -> dict[str, int]:
-    a = sync_attempt
-    rows = conn.execute(select(a.c.outcome, func.count()).group_by(a.c.outcome))
-    return {outcome: int(number) for outcome, number in rows}
+    """Every delivery attempt ever made by outcome, those retention purged included."""
+    a, p = sync_attempt, purged_attempts
+    totals: dict[str, int] = {}
+    for query in (
+        select(a.c.outcome, func.count()).group_by(a.c.outcome),
+        select(p.c.outcome, func.sum(p.c.attempts)).group_by(p.c.outcome),
+    ):
+        for outcome, number in conn.execute(query):
+            totals[outcome] = totals.get(outcome, 0) + int(number)
+    return totals

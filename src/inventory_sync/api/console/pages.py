@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import StreamingResponse
 from starlette.responses import HTMLResponse, Response
 
 from inventory_sync.api import pagination
@@ -21,10 +20,10 @@ from inventory_sync.api.queryparams import (
     TimeQuery,
     timestamp,
 )
-from inventory_sync.api.routes import events as events_route
 from inventory_sync.api.routes import ledger as ledger_route
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync.outbox import DEAD
+from inventory_sync.errors import NotFound
 from inventory_sync.intake.classify import Status
 from inventory_sync.ledger.effects import Kind
 from inventory_sync.views import activity
@@ -81,7 +80,7 @@ def events(
     db: DatabaseDep,
     viewer: Viewer,
     matching: EventFilterQuery,
-    status: Literal["accepted", "ignored", "quarantined"] | None = None,
+    status: Literal["accepted", "ignored", "quarantined", "dismissed"] | None = None,
     q: TextQuery = None,
     limit: Limit = PAGE,
     cursor: pagination.Cursor = None,
@@ -100,17 +99,18 @@ def events(
     page = _page(rows, limit, "id")
     if found is not None and all(item["id"] != found["id"] for item in page["items"]):
         page["items"].insert(0, found)
-    return render(request, "events.html", viewer, page=page, statuses=INTAKE_PARTS)
+    statuses = (*INTAKE_PARTS, "dismissed")
+    return render(request, "events.html", viewer, page=page, statuses=statuses)
 
 
 @router.get("/events/{event_id}")
 def event(request: Request, db: DatabaseDep, viewer: Viewer, event_id: EventId) -> HTMLResponse:
-    body = events_route.event_detail(db, event_id)
-    attempts: list[dict[str, Any]] = []
-    if body["erp_message"] is not None:
-        with db.snapshot() as conn:
-            message = outbox_view.get_message(conn, body["erp_message"]["id"])
-        attempts = message["attempt_log"] if message else []
+    with db.snapshot() as conn:
+        body = events_view.event_detail(conn, event_id)
+        if body is None:
+            raise NotFound(f"no event {event_id}")
+        message = body["erp_message"] and outbox_view.get_message(conn, body["erp_message"]["id"])
+    attempts = message["attempt_log"] if message else []
     return render(request, "event.html", viewer, event=body, attempts=attempts)
 
 
@@ -264,27 +264,14 @@ def stock(
     )
 
 
-STOCK_COLUMNS = [*ledger_view.KEY, "on_hand", "anchored", "last_count"]
-
-
-def _download(lines: Any, name: str) -> Response:
-    return StreamingResponse(
-        lines,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
 @router.get("/stock.csv")
 def stock_csv(
     db: DatabaseDep,
     _viewer: Viewer,
     where: StockFilterQuery,
 ) -> Response:
-    """The positions the stock page shows, as CSV."""
-    with db.snapshot() as conn:
-        rows = ledger_view.stock_positions(conn, where, 100_000, None)
-    return _download(ledger_route.csv_lines(rows, STOCK_COLUMNS), "stock.csv")
+    """The positions the stock page shows, as CSV (the API's `format=csv`)."""
+    return ledger_route.stock_csv(db, where)
 
 
 @router.get("/ledger.csv")
@@ -293,5 +280,5 @@ def ledger_csv(
     _viewer: Viewer,
     where: StockFilterQuery,
 ) -> Response:
-    """Every movement the stock page's filters match, as CSV (the API's ledger columns)."""
-    return _download(ledger_route.ledger_csv(db, _movement_filter(where)), "ledger.csv")
+    """Every movement the stock page's filters match, as CSV (the API's `format=csv`)."""
+    return ledger_route.ledger_csv(db, _movement_filter(where))

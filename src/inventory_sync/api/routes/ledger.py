@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from inventory_sync.api import pagination
+from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
@@ -38,47 +35,20 @@ CSV_COLUMNS = [
 ]
 
 
-# A spreadsheet reads a cell that starts with one of these as a formula (OWASP's CSV
-# injection); ids come from NewStore's users and are written as text, never run.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+def _movements(db: Database, where: ledger_view.MovementFilter) -> Iterator[dict[str, Any]]:
+    return csv_export.every_row(
+        db,
+        lambda conn, limit, after: ledger_view.list_movements(conn, where, limit, after),
+        lambda row: row["id"],
+    )
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+def ledger_csv(db: Database, where: ledger_view.MovementFilter) -> StreamingResponse:
+    """Every matching movement as CSV (the console's download too)."""
+    return csv_export.response("ledger", CSV_COLUMNS, _movements(db, where))
 
 
-def csv_lines(rows: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[str]:
-    """`rows` as CSV with a header line, in pieces of 500 rows; nested values as JSON."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for n, row in enumerate(rows, start=1):
-        writer.writerow([_cell(_flat(row[c])) for c in columns])
-        if n % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _flat(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return value
-
-
-def ledger_csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
-    """Every matching movement as CSV, read in one snapshot."""
-    with db.snapshot() as conn:
-        yield from csv_lines(ledger_view.stream_movements(conn, where), CSV_COLUMNS)
-
-
-@router.get(
-    "/ledger",
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
-)
+@router.get("/ledger", responses=csv_export.RESPONSES)
 def list_ledger(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -90,7 +60,7 @@ def list_ledger(
     since: TimeQuery = None,
     until: TimeQuery = None,
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    format: Literal["json", "csv"] = "json",
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
@@ -107,11 +77,7 @@ def list_ledger(
         event_id=event_id,
     )
     if format == "csv":
-        return StreamingResponse(
-            ledger_csv(db, where),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
-        )
+        return ledger_csv(db, where)
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
@@ -119,7 +85,32 @@ def list_ledger(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/stock")
+STOCK_CSV_COLUMNS = [
+    *ledger_view.KEY,
+    "on_hand",
+    "anchored",
+    "last_count_counted",
+    "last_count_stock_on_hand",
+    "last_count_counted_at",
+]
+
+
+def _flat_position(position: dict[str, Any]) -> dict[str, Any]:
+    last = position["last_count"] or {}
+    return {**position, **{f"last_count_{k}": v for k, v in last.items()}}
+
+
+def stock_csv(db: Database, where: ledger_view.StockFilter) -> StreamingResponse:
+    """Every matching position as CSV (the console's download too)."""
+    every = csv_export.every_row(
+        db,
+        lambda conn, limit, after: ledger_view.stock_positions(conn, where, limit, after),
+        lambda row: [row[k] for k in ledger_view.KEY],
+    )
+    return csv_export.response("stock", STOCK_CSV_COLUMNS, map(_flat_position, every))
+
+
+@router.get("/stock", responses=csv_export.RESPONSES)
 def list_stock(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -127,12 +118,17 @@ def list_stock(
     product_id: TextQuery = None,
     stock_location: TextQuery = None,
     tenant: TextQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Stock positions: the latest count plus later movements (`anchored`), or the sum of all
-    movements where no count exists yet."""
+    movements where no count exists yet. `format=csv` streams every matching position, with
+    `last_count` as three columns `last_count_counted`, `last_count_stock_on_hand` and
+    `last_count_counted_at`."""
     where = ledger_view.StockFilter(tenant, location_id, product_id, stock_location)
+    if format == "csv":
+        return stock_csv(db, where)
     after = pagination.decode(cursor, (str, str, str, str))
     with db.snapshot() as conn:
         rows = ledger_view.stock_positions(conn, where, limit + 1, after)

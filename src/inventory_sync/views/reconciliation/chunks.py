@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, distinct, func, or_, select, tuple_
+from sqlalchemy import Select, Subquery, and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from inventory_sync.clock import iso
@@ -50,6 +50,8 @@ def _incomplete(where: ChunkFilter, after: list[str] | None) -> Select[Any]:
             received.label("received_chunks"),
             first_received.label("first_received_at"),
             func.max(e.c.received_at).label("last_received_at"),
+            # Every chunk names the same store; a chunk refused before its store was read, none.
+            func.max(e.c.location_id).label("location_id"),
         )
         .where(e.c.tenant.is_not(None), e.c.name.is_not(None), e.c.payload_id.is_not(None))
         .group_by(e.c.tenant, e.c.name, e.c.payload_id)
@@ -123,6 +125,11 @@ def list_incomplete(
     return items
 
 
+def incomplete_sets(where: ChunkFilter) -> Subquery:
+    """(tenant, name, payload_id, location_id, ...) of every incomplete set matching `where`."""
+    return _incomplete(where, None).subquery("incomplete")
+
+
 def count_incomplete(conn: Connection, tenant: str | None) -> int:
-    found = _incomplete(ChunkFilter(tenant=tenant), None).subquery("incomplete")
+    found = incomplete_sets(ChunkFilter(tenant=tenant))
     return int(conn.execute(select(func.count()).select_from(found)).scalar_one())

@@ -5,8 +5,11 @@ earlier count of the same (tenant, location, stock location, product) anchors ou
 `expected` is our position at the moment of this count by the stock rule of section 5: that
 earlier count's figure plus every non-count movement after it and up to this count's
 `counted_at` (inclusive, because the stock rule treats a movement at the instant of a count as
-already in the count). `drift` = expected - stock_on_hand: non-zero means NewStore and we saw
-different movements between the two counts, usually an event we never received.
+already in the count). `drift` = stock_on_hand - expected: what NewStore booked between the two
+counts that our ledger has not. Every unit NewStore counts in or out (receipts, sales, transfers
+out, adjustments, returns) is an event, so with every event delivered the drift is 0, and with
+events missing it is exactly their units at that position: +5 for a lost receipt of 5, -1 for
+a lost sale.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ def list_counts(
         query = _lines(where, after_id, limit).order_by("id")
     else:
         lines = _lines(where, after_id, None).subquery("count_line")
-        drift = lines.c.expected - lines.c.stock_on_hand
+        drift = lines.c.stock_on_hand - lines.c.expected
         condition = (
             (lines.c.expected.is_not(None)) & (drift != 0)
             if where.drifted
@@ -134,8 +137,34 @@ def _json(row: Any) -> dict[str, Any]:
         "stock_on_hand": row.stock_on_hand,
         "variance": row.counted - row.stock_on_hand,
         "expected": expected,
-        "drift": None if expected is None else expected - row.stock_on_hand,
+        "drift": None if expected is None else row.stock_on_hand - expected,
         "anchored": expected is not None,
         "anchor_counted_at": iso(row.anchor_at),
         "counted_at": iso(row.counted_at),
     }
+
+
+def drift_by_location(conn: Connection, where: CountFilter) -> list[Any]:
+    """Per (tenant, location_id) with count lines matching `where`: `counted_lines` (anchored
+    lines: those with a drift), `lines_with_drift` (non-zero) and `drift_units` (the sum of
+    their absolute drifts)."""
+    lines = _lines(where, None, None).subquery("count_line")
+    drift = lines.c.stock_on_hand - lines.c.expected
+    anchored = lines.c.expected.is_not(None)
+    query = select(
+        lines.c.tenant,
+        lines.c.location_id,
+        func.count(lines.c.expected).label("counted_lines"),
+        func.coalesce(func.sum(case((anchored & (drift != 0), 1), else_=0)), 0).label(
+            "lines_with_drift"
+        ),
+        func.coalesce(func.sum(func.abs(drift)), 0).label("drift_units"),
+    ).group_by(lines.c.tenant, lines.c.location_id)
+    return list(conn.execute(query))
+
+
+def last_counted(conn: Connection, tenant: str | None, location_id: str | None) -> list[Any]:
+    """(tenant, location_id, last_counted_at) of every store ever counted."""
+    query = select(c.c.tenant, c.c.location_id, func.max(c.c.counted_at).label("last_counted_at"))
+    query = narrow(query, [(c.c.tenant, tenant), (c.c.location_id, location_id)])
+    return list(conn.execute(query.group_by(c.c.tenant, c.c.location_id)))

@@ -13,10 +13,17 @@ matches no ASN is *unmatched*; receipts that name neither are ordinary receipts,
 Status of a transfer, from its per-product lines (difference = received - shipped):
 
 - `in_transit`: nothing received yet;
-- `discrepancy`: some product received over its shipped quantity, or received but not shipped;
+- `discrepancy`: some product received over its shipped quantity, or received but not shipped,
+  or received elsewhere than the ASN's named destination, or at more than one store; `reason`
+  says which;
 - `received`: every product received exactly;
 - `partially_received`: otherwise (some products short, none over). A short receipt stays
   `partially_received` because NewStore may send further receipts against an open ASN.
+
+The destination is the store whose receipts matched the ASN (null while nothing is received):
+NewStore's ASN event has no known destination field. A destination the ASN does name
+(`destination_location_id` and its aliases, `newstore.payloads.AsnCreated`) is shown apart, as
+`named_destination_location_id`, and receipts elsewhere make the transfer a discrepancy.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    null,
     or_,
     select,
     tuple_,
@@ -104,7 +112,6 @@ def _asns(
             (s.c.tenant, where.tenant),
             (s.c.asn_id, where.asn_id),
             (s.c.origin_location_id, where.origin_location_id),
-            (s.c.destination_location_id, where.destination_location_id),
             (s.c.shipment_ref, where.shipment_ref),
             (s.c.transfer_order_ref, where.transfer_order_ref),
         ],
@@ -149,17 +156,23 @@ def _per_product(asn: Subquery) -> Subquery:
     """(tenant, asn_id, product_id, shipped, received) for every ASN of `asn`."""
     receipts = m.join(e, of_event(e.c.id))
     shipped = select(
-        s.c.tenant, s.c.asn_id, s.c.product_id, s.c.quantity.label("shipped"), literal(0)
+        s.c.tenant,
+        s.c.asn_id,
+        s.c.product_id,
+        s.c.quantity.label("shipped"),
+        literal(0),
+        null().label("receipt_location"),
     ).join(asn, and_(asn.c.tenant == s.c.tenant, asn.c.asn_id == s.c.asn_id))
+    received = (m.c.product_id, literal(0), m.c.quantity, e.c.location_id)
     by_asn_id = (
-        select(asn.c.tenant, asn.c.asn_id, m.c.product_id, literal(0), m.c.quantity)
+        select(asn.c.tenant, asn.c.asn_id, *received)
         .select_from(receipts)
         .join(asn, and_(asn.c.tenant == e.c.tenant, asn.c.asn_id == e.c.asn_id))
         .where(m.c.kind == Kind.RECEIPT.value)
     )
     # Two separate joins rather than one OR join, so each can use its own index.
     by_shipment_ref = (
-        select(asn.c.tenant, asn.c.asn_id, m.c.product_id, literal(0), m.c.quantity)
+        select(asn.c.tenant, asn.c.asn_id, *received)
         .select_from(receipts)
         .join(asn, and_(asn.c.tenant == e.c.tenant, asn.c.shipment_ref == e.c.shipment_ref))
         .where(
@@ -168,7 +181,7 @@ def _per_product(asn: Subquery) -> Subquery:
         )
     )
     rows = union_all(shipped, by_asn_id, by_shipment_ref).subquery("transfer_row")
-    tenant, asn_id, product_id, shipped_qty, received_qty = rows.c
+    tenant, asn_id, product_id, shipped_qty, received_qty, location = rows.c
     return (
         select(
             tenant.label("tenant"),
@@ -176,6 +189,9 @@ def _per_product(asn: Subquery) -> Subquery:
             product_id.label("product_id"),
             func.sum(shipped_qty).label("shipped"),
             func.sum(received_qty).label("received"),
+            # The stores that received it: one, usually; min and max tell when there are more.
+            func.min(location).label("first_store"),
+            func.max(location).label("last_store"),
         )
         .group_by(tenant, asn_id, product_id)
         .subquery("transfer_line")
@@ -192,18 +208,27 @@ def _with_status(asn: Subquery) -> Select[Any]:
             func.sum(lines.c.received).label("received"),
             func.max(case((lines.c.received > lines.c.shipped, 1), else_=0)).label("over"),
             func.min(case((lines.c.received == lines.c.shipped, 1), else_=0)).label("exact"),
+            func.min(lines.c.first_store).label("first_store"),
+            func.max(lines.c.last_store).label("last_store"),
         )
         .group_by(lines.c.tenant, lines.c.asn_id)
         .subquery("transfer_total")
     )
+    named = asn.c.destination_location_id
+    first, last = totals.c.first_store, totals.c.last_store
+    elsewhere = (first != last) | (named.is_not(None) & ((first != named) | (last != named)))
     status = case(
         (totals.c.received == 0, TransferStatus.IN_TRANSIT.value),
         (totals.c.over == 1, TransferStatus.DISCREPANCY.value),
+        (elsewhere, TransferStatus.DISCREPANCY.value),
         (totals.c.exact == 1, TransferStatus.RECEIVED.value),
         else_=TransferStatus.PARTIALLY_RECEIVED.value,
     )
     return select(
-        asn,
+        *(column for column in asn.c if column.name != "destination_location_id"),
+        named.label("named_destination_location_id"),
+        first.label("destination_location_id"),
+        last.label("last_store"),
         totals.c.shipped.label("total_shipped"),
         totals.c.received.label("total_received"),
         status.label("status"),
@@ -214,12 +239,15 @@ def list_transfers(
     conn: Connection, where: TransferFilter, limit: int, after: list[str] | None
 ) -> list[dict[str, Any]]:
     """Up to `limit` transfers after the (tenant, asn_id) position `after`, with their lines."""
-    # Without a status filter the page can be cut before the matching work is done.
-    inner_limit = limit if where.status is None else None
+    # Without a filter on what matching decides, the page can be cut before that work is done.
+    decided = where.status is None and where.destination_location_id is None
+    inner_limit = limit if decided else None
     transfers = _with_status(_asns(where, after, limit=inner_limit)).subquery("transfer")
     query = select(transfers).order_by(transfers.c.tenant, transfers.c.asn_id).limit(limit)
     if where.status is not None:
         query = query.where(transfers.c.status == where.status.value)
+    if where.destination_location_id is not None:
+        query = query.where(transfers.c.destination_location_id == where.destination_location_id)
     headers = list(conn.execute(query))
     if not headers:
         return []
@@ -240,22 +268,47 @@ def list_transfers(
                 "difference": received - shipped,
             }
         )
-    return [
-        {
-            "tenant": row.tenant,
-            "asn_id": row.asn_id,
-            "origin_location_id": row.origin_location_id,
-            "destination_location_id": row.destination_location_id,
-            "transfer_order_ref": row.transfer_order_ref,
-            "shipment_ref": row.shipment_ref,
-            "shipped_at": iso(row.shipped_at),
-            "status": row.status,
-            "shipped": int(row.total_shipped),
-            "received": int(row.total_received),
-            "lines": by_transfer.get((row.tenant, row.asn_id), []),
-        }
-        for row in headers
-    ]
+    items = []
+    for row in headers:
+        lines_of = by_transfer.get((row.tenant, row.asn_id), [])
+        items.append(
+            {
+                "tenant": row.tenant,
+                "asn_id": row.asn_id,
+                "origin_location_id": row.origin_location_id,
+                "destination_location_id": row.destination_location_id,
+                "named_destination_location_id": row.named_destination_location_id,
+                "transfer_order_ref": row.transfer_order_ref,
+                "shipment_ref": row.shipment_ref,
+                "shipped_at": iso(row.shipped_at),
+                "status": row.status,
+                "reason": _reason(row, lines_of) if row.status == "discrepancy" else None,
+                "shipped": int(row.total_shipped),
+                "received": int(row.total_received),
+                "lines": lines_of,
+            }
+        )
+    return items
+
+
+def _reason(row: Any, lines: list[dict[str, Any]]) -> str:
+    """Why a transfer is a discrepancy, in the words ops act on."""
+    reasons = []
+    over = [line["product_id"] for line in lines if line["shipped"] and line["difference"] > 0]
+    unexpected = [line["product_id"] for line in lines if not line["shipped"] and line["received"]]
+    if over:
+        reasons.append("received more than shipped: " + ", ".join(over[:5]))
+    if unexpected:
+        reasons.append("received but not shipped: " + ", ".join(unexpected[:5]))
+    first, last = row.destination_location_id, row.last_store
+    named = row.named_destination_location_id
+    stores = {first, last}
+    if len(stores) > 1:
+        reasons.append(f"received at more than one store, among them {first} and {last}")
+    if named is not None and stores != {named}:
+        elsewhere = min(stores - {named})
+        reasons.append(f"received at {elsewhere}, not at the ASN's destination {named}")
+    return "; ".join(reasons)
 
 
 def count_by_status(conn: Connection, tenant: str | None) -> dict[str, int]:
@@ -346,3 +399,17 @@ def list_unmatched(
 def count_unmatched(conn: Connection, tenant: str | None) -> int:
     found = _unmatched(UnmatchedFilter(tenant=tenant)).subquery("unmatched")
     return int(conn.execute(select(func.count()).select_from(found)).scalar_one())
+
+
+def first_unmatched_asn_ids(conn: Connection, tenant: str | None, limit: int = 5) -> list[str]:
+    """The ASN ids unmatched receipts name, in the order they first arrived: the ASN events
+    to look for first."""
+    found = _unmatched(UnmatchedFilter(tenant=tenant)).subquery("unmatched")
+    query = (
+        select(found.c.asn_id)
+        .where(found.c.asn_id.is_not(None))
+        .group_by(found.c.asn_id)
+        .order_by(func.min(found.c.id))
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())

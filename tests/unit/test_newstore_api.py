@@ -1,0 +1,106 @@
+"""The NewStore client's pure parts: reading NewStore's answers, judging failures, the replay
+window's rules."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from inventory_sync.clock import utcnow
+from inventory_sync.newstore.payloads import HANDLED
+from inventory_sync.newstore_api import client, failures, integrations
+from inventory_sync.newstore_api.failures import Stored
+
+
+@pytest.mark.parametrize(
+    ("header", "low", "high"),
+    [
+        ("3", 3, 3),
+        ("100000", client.MAX_WAIT_SECONDS, client.MAX_WAIT_SECONDS),
+        ("soon", 2, 2),
+        (None, 2, 2),
+    ],
+)
+def test_retry_after(header: str | None, low: float, high: float) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    assert low <= client._retry_after(httpx.Response(429, headers=headers), 2.0) <= high
+
+
+def test_retry_after_as_a_date() -> None:
+    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    waited = client._retry_after(httpx.Response(429, headers={"Retry-After": when}), 2.0)
+    assert 15 <= waited <= 20
+
+
+def test_reason_reads_problems_oauth_errors_and_text() -> None:
+    problem = {"title": "resource_not_found", "detail": "no x", "request_id": "r1"}
+    assert client._reason(httpx.Response(404, json=problem)) == (
+        "resource_not_found no x (request id r1)"
+    )
+    oauth = {"error": "invalid_client", "error_description": "Invalid client"}
+    assert client._reason(httpx.Response(401, json=oauth)) == "invalid_client Invalid client"
+    assert client._reason(httpx.Response(502, text="bad\n gateway")) == "bad gateway"
+
+
+def test_an_integration_without_filter_receives_everything() -> None:
+    found = integrations.Integration.parse({"id": "x", "callback_parameters": {"api_key": "k"}})
+    assert found.filter_difference() == ([], ["(every event: no filter)"])
+    assert "api_key" not in str(found.public())
+    assert "api_key" not in repr(found)
+    exact = integrations.Integration.parse(
+        {"id": "x", "filter_conditions": {"event_filter": sorted(HANDLED)}}
+    )
+    assert exact.filter_difference() == ([], [])
+
+
+def test_attempts_name_their_publication_by_either_field() -> None:
+    base = {"event_name": "return.processed", "entity_id": "e1"}
+    by_id = failures.Attempt.parse(base | {"id": "p1"})
+    by_name = failures.Attempt.parse(base | {"publication_id": "p2", "id": "other"})
+    assert by_id is not None
+    assert by_id.publication_id == "p1"
+    assert by_name is not None
+    assert by_name.publication_id == "p2"
+    assert failures.Attempt.parse({"event_name": "x"}) is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "verdict"),
+    [
+        ([], failures.MISSING),
+        ([Stored(None, None, "accepted")], failures.RECEIVED),
+        ([Stored(1, 2, "accepted")], failures.PARTIAL),
+        ([Stored(1, 2, "accepted"), Stored(2, 2, "quarantined")], failures.QUARANTINED),
+        ([Stored(2, 2, "accepted"), Stored(1, 2, "accepted")], failures.RECEIVED),
+    ],
+)
+def test_verdicts(rows: list[Stored], verdict: str) -> None:
+    assert failures.verdict(rows) == verdict
+
+
+def test_failures_group_attempts_per_event_and_retry_the_latest() -> None:
+    def attempt(at: str, publication: str) -> failures.Attempt:
+        return failures.Attempt("return.processed", "e1", at, 9, publication)
+
+    (only,) = failures.match(
+        [attempt("2024-05-01T10:00:00Z", "late"), attempt("2024-05-01T09:00:00Z", "early")], {}
+    )
+    assert (only.attempts, only.publication_id, only.verdict) == (2, "late", failures.MISSING)
+
+
+def test_replay_windows() -> None:
+    now = utcnow()
+    hour = timedelta(hours=1)
+    refusal = integrations.coverage_refusal
+    assert refusal(now - 2 * hour, now - hour, now - 3 * hour) is None
+    assert "before" in (refusal(now - 2 * hour, now - hour, now - 90 * timedelta(minutes=1)) or "")
+    assert "no event" in (refusal(now - 2 * hour, now - hour, None) or "")
+    assert "before --until" in (refusal(now - hour, now - 2 * hour, now - 3 * hour) or "")
+    assert "future" in (refusal(now - hour, now + hour, now - 3 * hour) or "")
+    since = datetime(2024, 5, 1, tzinfo=UTC)
+    assert integrations.replay_id("ours", since, since + hour) == (
+        "ours-replay-20240501T000000Z-20240501T010000Z"
+    )
