@@ -389,6 +389,25 @@ class TestPages:
         assert page.count('<td class="num">+2</td>') == 1
         assert client.get("/console/events/999999").status_code == 404
 
+    def test_a_dismissed_event_says_so_and_offers_no_replay(
+        self, settings: Settings, client: TestClient
+    ) -> None:
+        [held] = quarantine(settings, f.received(("A", 1)))
+        answer = client.post(
+            f"/v1/events/{held}/dismiss",
+            json={"reason": "staging junk", "by": "alice"},
+            headers=f.admin_headers(),
+        )
+        assert answer.status_code == 200, answer.text
+        sign_in(client, f.ADMIN_TOKEN)
+        page = client.get(f"/console/events/{held}").text
+        assert 'id="event-status">dismissed<' in page
+        assert "staging junk" in page
+        assert "alice" in page
+        assert 'id="replay"' not in page
+        listed = client.get("/console/events", params={"status": "dismissed"}).text
+        assert f'href="/console/events/{held}"' in listed
+
     def test_pages_are_escaped(self, settings: Settings, client: TestClient) -> None:
         [held] = quarantine(settings, f.received(("<script>alert(1)</script>", 1)))
         sign_in(client, f.READ_TOKEN)
