@@ -1,4 +1,4 @@
-"""Set up a freshly initialised Tryton database for the tests: `python setup_db.py CONF DB STORE...`.
+"""A fresh Tryton database made ready for the tests: `python setup_db.py CONF DB STORE...`.
 
 Runs Tryton in this process through proteus (no server): a company with its currency, the
 administrator allowed to force an assignment, the party NewStore documents are booked with,
@@ -19,8 +19,8 @@ def main(conf: str, database: str, stores: list[str]) -> None:
     create_company()
     Group = Model.get("res.group")
     User = Model.get("res.user")
-    admin, = User.find([("login", "=", "admin")])
-    force, = Group.find([("name", "=", "Stock Force Assignment")])
+    (admin,) = User.find([("login", "=", "admin")])
+    (force,) = Group.find([("name", "=", "Stock Force Assignment")])
     admin.groups.append(force)
     admin.save()
 
@@ -30,7 +30,7 @@ def main(conf: str, database: str, stores: list[str]) -> None:
     party.save()
 
     Location = Model.get("stock.location")
-    template, = Location.find([("code", "=", "WH"), ("type", "=", "warehouse")])
+    (template,) = Location.find([("code", "=", "WH"), ("type", "=", "warehouse")])
     for store in stores:
         warehouse = template.duplicate(default={"name": store, "code": store})[0]
         damaged = Location(
