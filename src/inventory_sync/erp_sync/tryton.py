@@ -56,25 +56,26 @@ COUNTERPARTS = {
 }
 NOTHING_TO_BOOK = frozenset({"inventory.transfer_shipped"})
 
-# The button that takes a shipment on from each state; "assign" tries, then forces.
-NEXT_STEP: dict[str, dict[str, str]] = {
+# The button that takes a shipment on from each state, and the state it leads to; "assign"
+# tries, then forces.
+NEXT_STEP: dict[str, dict[str, tuple[str, str]]] = {
     INTERNAL: {
-        "request": "draft",
-        "draft": "wait",
-        "waiting": "assign",
-        "assigned": "do",
-        "packed": "ship",
-        "shipped": "do",
+        "request": ("draft", "draft"),
+        "draft": ("wait", "waiting"),
+        "waiting": ("assign", "assigned"),
+        "assigned": ("do", "done"),
+        "packed": ("ship", "shipped"),
+        "shipped": ("do", "done"),
     },
-    IN: {"draft": "receive", "received": "do"},
-    RETURN: {"draft": "receive", "received": "do"},
+    IN: {"draft": ("receive", "received"), "received": ("do", "done")},
+    RETURN: {"draft": ("receive", "received"), "received": ("do", "done")},
     OUT: {
-        "draft": "wait",
-        "waiting": "assign",
-        "assigned": "pick",
-        "picked": "pack",
-        "packed": "do",
-        "shipped": "do",
+        "draft": ("wait", "waiting"),
+        "waiting": ("assign", "assigned"),
+        "assigned": ("pick", "picked"),
+        "picked": ("pack", "packed"),
+        "packed": ("do", "done"),
+        "shipped": ("do", "done"),
     },
 }
 PARTY_CODE = "NEWSTORE"
@@ -253,11 +254,13 @@ class TrytonAdapter:
         existing = await self._existing(message_id, {booking.model for booking in planned})
         for booking, (source, target) in zip(planned, ends, strict=True):
             shipment = existing.get(_key(booking.model, source, target, warehouse.id))
+            state = None  # found: in whatever state an earlier delivery left it
             if shipment is None:
                 shipment = await self._create(
                     message_id, booking, source, target, warehouse, products
                 )
-            await self._finish(booking.model, shipment)
+                state = "draft"
+            await self._finish(booking.model, shipment, state)
 
     async def _existing(self, message_id: str, models: set[str]) -> dict[tuple[str, int, int], int]:
         """The shipments booked earlier for this message (see `_key`)."""
@@ -338,26 +341,38 @@ class TrytonAdapter:
         (shipment,) = await self.rpc.model(booking.model, "create", [values])
         return int(shipment)
 
-    async def _finish(self, model: str, shipment: int) -> None:
-        """Press the shipment's buttons until it is done (buttons answer nothing over RPC,
-        so the state is read after each)."""
+    async def _finish(self, model: str, shipment: int, state: str | None) -> None:
+        """Press the shipment's buttons until it is done, from `state` (None: read it).
+
+        A button answers nothing over RPC, and one pressed in a state it does not apply to
+        changes nothing; so the state each button should lead to is assumed, and read only
+        after an assignment (which may leave the shipment waiting) and to confirm `done`."""
         steps = NEXT_STEP[model]
+        confirmed = False
         for _ in range(2 * len(steps) + 2):
-            (row,) = await self.rpc.model(model, "read", [shipment], ["state", "number"])
-            state = row["state"]
+            if state is None:
+                (row,) = await self.rpc.model(model, "read", [shipment], ["state", "number"])
+                state, confirmed = row["state"], True
+                if state != "done" and state not in steps:
+                    raise TrytonRefused(
+                        f"{model} {row['number'] or shipment} is {state} in Tryton, not done"
+                    )
             if state == "done":
-                return
-            if state not in steps:
-                raise TrytonRefused(
-                    f"{model} {row.get('number') or shipment} is {state} in Tryton, not done"
-                )
-            if steps[state] == "assign":
+                if confirmed:
+                    return
+                state = None
+                continue
+            button, state = steps[state]
+            confirmed = False
+            if button == "assign":
                 await self.rpc.model(model, "assign_try", [shipment])
                 (row,) = await self.rpc.model(model, "read", [shipment], ["state"])
-                if row["state"] == "waiting":
+                if row["state"] == "waiting":  # short of stock: NewStore's word counts
                     await self.rpc.model(model, "assign_force", [shipment])
-                continue
-            await self.rpc.model(model, steps[state], [shipment])
+                else:
+                    state, confirmed = row["state"], True
+            else:
+                await self.rpc.model(model, button, [shipment])
         raise TrytonUnavailable(f"{model} {shipment} did not reach done")
 
     # -- Tryton's records for NewStore's ids ------------------------------------------------
