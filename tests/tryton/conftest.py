@@ -14,7 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.reliability.conftest import own_postgres
 from tests.tryton import kit
+
+__all__ = ["own_postgres"]  # a PostgreSQL database of the crash test's own
 
 REQUIRE_TRYTON = os.environ.get("INVSYNC_REQUIRE_TRYTON") == "1"
 
