@@ -168,6 +168,21 @@ class Client:
         )  # fmt: skip
         return {row["code"]: round(row["quantity"]) for row in rows}
 
+    def find_more(self, store: str, stock_location: str, code: str, quantity: int) -> None:
+        """Book `quantity` found in lost-and-found into that location, behind our back."""
+        (lost_found,) = self.call(
+            "stock.location", "search", [("type", "=", "lost_found")], 0, 1, None
+        )
+        (product,) = self.call(
+            "product.product", "search_read", [("code", "=", code)], 0, 1, None, ["default_uom"]
+        )
+        moves = self.call(
+            "stock.move", "create",
+            [{"product": product["id"], "unit": product["default_uom"], "quantity": float(quantity),
+              "from_location": lost_found, "to_location": self.location(store, stock_location)}],
+        )  # fmt: skip
+        self.call("stock.move", "do", moves)
+
     def shipments(self, model: str, reference: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.call(
             model, "search_read", [("reference", "=", reference)], 0, None, None, ["state"]

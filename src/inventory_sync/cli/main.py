@@ -40,6 +40,7 @@ cli.command("erp-standin")(sync.erp_standin)
 cli.add_typer(sync.sync_cli, name="sync")
 cli.add_typer(events.events_cli, name="events")
 cli.command("status")(reconciliation.status)
+cli.command("erp-reconcile")(reconciliation.erp_reconcile)
 
 _APP = "inventory_sync.api.app:app_factory"
 # prometheus_client's variable (observability.metrics.MULTIPROCESS_DIR), named here so that

@@ -105,7 +105,7 @@ def moves(document: dict[str, Any]) -> list[Move]:
     if kind in NOTHING_TO_BOOK:
         return []
     if kind not in COUNTERPARTS:
-        raise TrytonRefused(f"a {kind} document has no Tryton booking")
+        raise TrytonRefused(f"no Tryton booking for documents of type {kind}")
     counterpart = COUNTERPARTS[kind]
     if kind == "inventory.receipt" and document.get("references", {}).get("asn_id"):
         counterpart = TRANSIT  # goods shipped from another store: its transit balance
@@ -448,11 +448,16 @@ class TrytonAdapter:
                 )
         unknown = sorted(p for p, code in wanted.items() if code not in self._products)
         if unknown:
-            names = ", ".join(
-                repr(p) + (f" (mapped to {wanted[p]!r})" if wanted[p] != p else "") for p in unknown
-            )
-            raise TrytonRefused(f"no Tryton product coded as product {names}")
+            raise TrytonRefused(self.unknown_products(unknown))
         return {p: self._products[code] for p, code in wanted.items()}
+
+    def unknown_products(self, product_ids: list[str]) -> str:
+        """The reason given for products Tryton does not know, each with its mapped code."""
+        names = [
+            repr(p) + (f" (mapped to {code!r})" if (code := self.mapping.product(p)) != p else "")
+            for p in product_ids
+        ]
+        return f"no Tryton product coded as product {', '.join(names)}"
 
     async def _place(self, place: str, location_id: str, warehouse: Warehouse) -> int:
         if place == LOST_FOUND:
