@@ -65,7 +65,7 @@ class TestMoves:
 
     def test_an_asn_books_nothing_and_an_unknown_type_is_refused(self) -> None:
         assert tryton.moves(document("inventory.transfer_shipped", ("A", "main", 0))) == []
-        with pytest.raises(TrytonRefused, match=r"no Tryton booking for documents of type inventory\.stocktake"):
+        with pytest.raises(TrytonRefused, match=r"documents of type inventory\.stocktake"):
             tryton.moves(document("inventory.stocktake", ("A", "main", 1)))
 
 
