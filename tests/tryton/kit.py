@@ -1,9 +1,9 @@
 """A real Tryton server for the tests, and a small client of its own to look inside it.
 
 The server (`trytond` and `trytond-stock` from the package index) gets a SQLite database in a
-temporary folder, initialised by `trytond-admin`, set up by `setup_db.py` (a company, the
-NewStore party, one warehouse per store) and served on a free loopback port. The client reads
-Tryton's stock through Tryton's own API, independently of the adapter under test.
+temporary folder, initialised by `trytond-admin`, set up by `docker/tryton/setup_db.py` (a
+company, the NewStore party, one warehouse per store) and served on a free loopback port. The
+client reads Tryton's stock through Tryton's own API, independently of the adapter under test.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ BIN = Path(sys.executable).parent
 DATABASE = "invsync"
 LOGIN = "admin"
 STORES = ("US-NYC-01", "US-BOS-02")
-SETUP = Path(__file__).with_name("setup_db.py")
+# The same set-up as the `tryton` profile of docker-compose.yml.
+SETUP = Path(__file__).resolve().parents[2] / "docker" / "tryton" / "setup_db.py"
 
 
 def free_port() -> int:
@@ -76,7 +77,7 @@ def start(directory: Path) -> Server:
     # The empty line answers the administrator's e-mail prompt of the first initialisation.
     run(str(BIN / "trytond-admin"), "-c", str(conf), "-d", DATABASE, "-u", "stock",
         "--activate-dependencies")  # fmt: skip
-    run(sys.executable, str(SETUP), str(conf), DATABASE, *STORES)
+    run(sys.executable, str(SETUP), str(conf), DATABASE, "--stores", *STORES)
     with log.open("ab") as out:
         process = subprocess.Popen(
             [str(BIN / "trytond"), "-c", str(conf), "-d", DATABASE],
