@@ -139,6 +139,19 @@ class TestBooking:
             "done"
         ]
 
+    def test_a_booking_cut_off_by_the_timeout_is_retried_and_booked_once(
+        self, tryton_server: kit.Server, tryton: kit.Client
+    ) -> None:
+        (a,) = tryton.new_products(1)
+        doc = document("inventory.return", (a, "damaged", 4), (a, "main", 1))
+
+        [cut] = send(adapter_settings(tryton_server, erp_timeout_seconds=0.1), doc)
+        assert (cut.outcome, cut.error) == (Outcome.RETRY, "timeout")
+        delivered(send(adapter_settings(tryton_server), doc))
+
+        assert tryton.quantities(STORE, "main", [a]) == {a: 1}
+        assert tryton.quantities(STORE, "damaged", [a]) == {a: 4}
+
 
 class TestRefusals:
     def test_an_unknown_product_is_dead_naming_it_and_retryable_once_it_exists(

@@ -44,6 +44,8 @@ def test_a_worker_killed_mid_booking_leaves_tryton_exact(
         "INVSYNC_ERP_USER": kit.LOGIN,
         "INVSYNC_ERP_PASSWORD": tryton_server.password,
         "INVSYNC_ERP_CONCURRENCY": "2",
+        # Bounds a whole booking; the lease after a kill is 2 x 2 s + 10 s.
+        "INVSYNC_ERP_TIMEOUT_SECONDS": "2",
     }
     api = h.Api(own_postgres, tmp_path, **env)
     worker = h.WorkerProcess(own_postgres, tryton_server.url, tmp_path, **env)
@@ -61,7 +63,7 @@ def test_a_worker_killed_mid_booking_leaves_tryton_exact(
         )
         worker.kill()
         worker.start()
-        # The killed worker's claims come back when their lease (2 x 1 s + 10 s) runs out.
+        # The killed worker's claims come back when their lease runs out.
         h.wait_until(
             lambda: set(h.outbox_ids(db).values()) == {"delivered"}, 90, "every document booked"
         )

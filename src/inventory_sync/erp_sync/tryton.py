@@ -25,6 +25,7 @@ assignment is forced when stock is short, as NewStore's own stock may go below T
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterable
@@ -188,10 +189,15 @@ class TrytonAdapter:
 
     can_read_stock = True
 
-    def __init__(self, rpc: TrytonRpc, mapping: erp_mapping.Mapping) -> None:
+    def __init__(
+        self, rpc: TrytonRpc, mapping: erp_mapping.Mapping, *, timeout_seconds: float
+    ) -> None:
         self.rpc = rpc
         self.mapping = mapping
         self.url = rpc.url
+        # Bounds a whole booking, as the json adapter's one request: the worker sizes its
+        # claims' leases from it, so no other worker books the same document meanwhile.
+        self.timeout_seconds = timeout_seconds
         # Tryton's ids for codes, kept while the worker runs; a code not found is looked up
         # again next time, so creating the record in Tryton is enough to unblock a message.
         self._warehouses: dict[str, Warehouse] = {}
@@ -213,7 +219,11 @@ class TrytonAdapter:
             timeout_seconds=settings.erp_timeout_seconds,
             pool=pool or settings.erp_concurrency,
         )
-        return cls(rpc, erp_mapping.load(settings.erp_mapping))
+        return cls(
+            rpc,
+            erp_mapping.load(settings.erp_mapping),
+            timeout_seconds=settings.erp_timeout_seconds,
+        )
 
     # -- delivery -----------------------------------------------------------------------------
 
@@ -224,7 +234,11 @@ class TrytonAdapter:
             return round((time.perf_counter() - started) * 1000)
 
         try:
-            await self.book(message_id, orjson.loads(document))
+            async with asyncio.timeout(self.timeout_seconds):
+                await self.book(message_id, orjson.loads(document))
+        except TimeoutError:
+            # What was booked stays booked; the next attempt goes on from there.
+            return Result(Outcome.RETRY, elapsed_ms(), error="timeout")
         except TrytonUnavailable as error:
             return Result(
                 Outcome.RETRY, elapsed_ms(), error=str(error), retry_after=error.retry_after
@@ -380,28 +394,10 @@ class TrytonAdapter:
     async def warehouse(self, location_id: str) -> Warehouse:
         code = self.mapping.location(location_id)
         if code not in self._warehouses:
-            rows = await self.rpc.model(
-                "stock.location",
-                "search_read",
-                [("code", "=", code), ("type", "=", "warehouse")],
-                0,
-                2,
-                None,
-                ["storage_location", "input_location", "output_location", "lost_found_location"],
-            )
-            if len(rows) != 1:
-                raise TrytonRefused(
-                    f"location {location_id!r}: {'no' if not rows else 'more than one'} "
-                    f"Tryton warehouse coded {code!r}"
-                )
-            row = rows[0]
-            self._warehouses[code] = Warehouse(
-                row["id"],
-                row["storage_location"],
-                row["input_location"],
-                row["output_location"],
-                row["lost_found_location"],
-            )
+            names = ["storage_location", "input_location", "output_location", "lost_found_location"]
+            row = await self._location(code, "warehouse", names, f"location {location_id!r}")
+            storage, input_, output, lost_found = (row[name] for name in names)
+            self._warehouses[code] = Warehouse(row["id"], storage, input_, output, lost_found)
         return self._warehouses[code]
 
     async def stock_location(self, location_id: str, stock_location: str) -> int:
@@ -411,23 +407,27 @@ class TrytonAdapter:
             return (await self.warehouse(location_id)).storage
         code = self.mapping.stock_location(location_id, stock_location)
         if code not in self._locations:
-            rows = await self.rpc.model(
-                "stock.location",
-                "search_read",
-                [("code", "=", code), ("type", "=", "storage")],
-                0,
-                2,
-                None,
-                ["id"],
-            )
-            if len(rows) != 1:
-                many = "no" if not rows else "more than one"
-                raise TrytonRefused(
-                    f"stock location {location_id}/{stock_location}: "
-                    f"{many} Tryton storage location coded {code!r}"
-                )
-            self._locations[code] = rows[0]["id"]
+            what = f"stock location {location_id}/{stock_location}"
+            self._locations[code] = (await self._location(code, "storage", [], what))["id"]
         return self._locations[code]
+
+    async def _location(self, code: str, kind: str, names: list[str], what: str) -> dict[str, Any]:
+        """The one Tryton location of this type and code, or TrytonRefused saying `what`."""
+        rows = await self.rpc.model(
+            "stock.location",
+            "search_read",
+            [("code", "=", code), ("type", "=", kind)],
+            0,
+            2,
+            None,
+            ["id", *names],
+        )
+        if len(rows) != 1:
+            many = "no" if not rows else "more than one"
+            label = "warehouse" if kind == "warehouse" else f"{kind} location"
+            raise TrytonRefused(f"{what}: {many} Tryton {label} coded {code!r}")
+        found: dict[str, Any] = rows[0]
+        return found
 
     async def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         wanted = {p: self.mapping.product(p) for p in product_ids}
