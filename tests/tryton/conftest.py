@@ -23,14 +23,19 @@ REQUIRE_TRYTON = os.environ.get("INVSYNC_REQUIRE_TRYTON") == "1"
 
 
 @pytest.fixture(scope="session")
-def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Server]:
+def tryton_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[kit.Server]:
     missing = [m for m in ("trytond", "trytond.modules.stock", "proteus") if not _importable(m)]
     if missing:
         reason = f"Tryton is not installed ({', '.join(missing)}); pip install -e '.[test]'"
         if REQUIRE_TRYTON:
             pytest.fail(f"Tryton required (INVSYNC_REQUIRE_TRYTON=1): {reason}")
         pytest.skip(reason)
-    server = kit.start(tmp_path_factory.mktemp("tryton"))
+    # The set-up database is kept in pytest's cache: later runs start in a second or two.
+    kept = getattr(request.config, "cache", None)
+    cache = kept.mkdir("tryton") if kept is not None else None
+    server = kit.start(tmp_path_factory.mktemp("tryton"), cache)
     yield server
     server.stop()
 

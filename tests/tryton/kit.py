@@ -9,9 +9,12 @@ client reads Tryton's stock through Tryton's own API, independently of the adapt
 from __future__ import annotations
 
 import base64
+import hashlib
+import importlib.metadata
 import itertools
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,31 +56,41 @@ class Server:
             self.process.wait(timeout=10)
 
 
-def start(directory: Path) -> Server:
-    """Initialise a database in `directory` and serve it; about ten seconds."""
+def start(directory: Path, cache: Path | None = None) -> Server:
+    """Serve a database set up in `directory`: about ten seconds to initialise it, or a copy
+    of the one kept in `cache` by an earlier run of the same Tryton and set-up."""
     port = free_port()
-    password = uuid.uuid4().hex
     conf = directory / "trytond.conf"
     conf.write_text(
         f"[database]\nuri = sqlite://\npath = {directory}\n[web]\nlisten = 127.0.0.1:{port}\n"
     )
+    database = directory / f"{DATABASE}.sqlite"
     passfile = directory / "password"
-    passfile.write_text(password)
-    (directory / f"{DATABASE}.sqlite").touch()  # trytond-admin needs the file to exist
     env = {**os.environ, "TRYTONPASSFILE": str(passfile)}
     log = directory / "trytond.log"
+    kept = cache / f"{_set_up_key()}.sqlite" if cache is not None else None
+    if kept is not None and kept.exists() and kept.with_suffix(".password").exists():
+        _copy(kept, database)
+        password = kept.with_suffix(".password").read_text()
+    else:
+        password = uuid.uuid4().hex
+        passfile.write_text(password)
+        database.touch()  # trytond-admin needs the file to exist
 
-    def run(*args: str) -> None:
-        with log.open("ab") as out:
-            subprocess.run(
-                args, env=env, input=b"\n", stdout=out, stderr=subprocess.STDOUT,
-                check=True, timeout=300,
-            )  # fmt: skip
+        def run(*args: str) -> None:
+            with log.open("ab") as out:
+                subprocess.run(
+                    args, env=env, input=b"\n", stdout=out, stderr=subprocess.STDOUT,
+                    check=True, timeout=300,
+                )  # fmt: skip
 
-    # The empty line answers the administrator's e-mail prompt of the first initialisation.
-    run(str(BIN / "trytond-admin"), "-c", str(conf), "-d", DATABASE, "-u", "stock",
-        "--activate-dependencies")  # fmt: skip
-    run(sys.executable, str(SETUP), str(conf), DATABASE, "--stores", *STORES)
+        # The empty line answers the administrator's e-mail prompt of the first initialisation.
+        run(str(BIN / "trytond-admin"), "-c", str(conf), "-d", DATABASE, "-u", "stock",
+            "--activate-dependencies")  # fmt: skip
+        run(sys.executable, str(SETUP), str(conf), DATABASE, "--stores", *STORES)
+        if kept is not None:
+            _copy(database, kept)
+            kept.with_suffix(".password").write_text(password)
     with log.open("ab") as out:
         process = subprocess.Popen(
             [str(BIN / "trytond"), "-c", str(conf), "-d", DATABASE],
@@ -94,6 +107,23 @@ def start(directory: Path) -> Server:
                 server.stop()
                 raise RuntimeError(f"trytond did not start; see {log}") from None
             time.sleep(0.2)
+
+
+def _set_up_key() -> str:
+    """What a kept database depends on: Tryton's versions, the set-up script, the stores."""
+    parts = [importlib.metadata.version(p) for p in ("trytond", "trytond-stock")]
+    parts += [SETUP.read_text(), *STORES]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _copy(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database, whatever its journal holds."""
+    partial = target.with_suffix(".partial")
+    with sqlite3.connect(source) as origin, sqlite3.connect(partial) as copy:
+        origin.backup(copy)
+    origin.close()
+    copy.close()
+    partial.replace(target)
 
 
 class Client:

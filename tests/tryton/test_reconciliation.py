@@ -41,6 +41,7 @@ def compare(client: TestClient, **filters: str) -> dict[str, object]:
     return body
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_differences_are_listed_by_the_endpoint_and_the_command(
     erp_client: TestClient,
     erp_settings: Settings,
