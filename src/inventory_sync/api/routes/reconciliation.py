@@ -166,7 +166,13 @@ def list_chunks(
     )
 
 
-@router.get("/erp")
+@router.get(
+    "/erp",
+    responses={
+        409: {"description": "The adapter cannot read the ERP's stock."},
+        503: {"description": "The ERP (or the database) did not answer; retry later."},
+    },
+)
 async def compare_erp_stock(
     request: Request,
     db: DatabaseDep,
