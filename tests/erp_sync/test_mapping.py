@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from inventory_sync.erp_sync import mapping
-from inventory_sync.settings import ConfigurationError, load_settings
+from inventory_sync.erp_sync.heartbeat import State
+from inventory_sync.settings import ConfigurationError, Settings, load_settings
+from inventory_sync.storage.database import Database
+from tests.erp_sync.conftest import make_worker, run
 
 
 def test_ids_absent_from_the_file_keep_their_own_value(tmp_path: Path) -> None:
@@ -64,3 +67,24 @@ def test_settings_refuse_a_missing_file_and_tryton_without_a_login(
     monkeypatch.setenv("INVSYNC_ERP_ADAPTER", "sap")
     with pytest.raises(ConfigurationError, match=r"^INVSYNC_ERP_ADAPTER: "):
         load_settings(_env_file=None)
+
+
+def test_a_worker_whose_mapping_file_is_bad_waits_misconfigured(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "mapping.json"
+    path.write_text('{"products": []}')
+    config = settings.model_copy(
+        update={
+            "erp_adapter": "tryton",
+            "erp_url": "http://127.0.0.1:9/db/",
+            "erp_user": "admin",
+            "erp_mapping": path,
+        }
+    )
+    worker = make_worker(config, db)
+    run(worker.run_for(0.1))
+    assert worker.status() == State(
+        "misconfigured",
+        last_error="INVSYNC_ERP_MAPPING: products must map ids to non-empty strings",
+    )

@@ -20,8 +20,6 @@ from inventory_sync.settings import Settings
 
 
 class Adapter(Protocol):
-    url: str
-
     async def send(self, message_id: str, document: str) -> Result:
         """Deliver one document; never raises for anything the network or the ERP does."""
         ...

@@ -61,7 +61,9 @@ def load(path: Path | None) -> Mapping:
         raise ValueError("INVSYNC_ERP_MAPPING: party must be a non-empty string")
     sections: dict[str, dict[str, str]] = {}
     for name in SECTIONS:
-        section = raw.get(name) or {}
+        section = raw.get(name)
+        if section is None:
+            section = {}
         if not isinstance(section, dict) or not all(
             isinstance(v, str) and v for v in section.values()
         ):

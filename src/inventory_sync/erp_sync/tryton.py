@@ -194,7 +194,6 @@ class TrytonAdapter:
     ) -> None:
         self.rpc = rpc
         self.mapping = mapping
-        self.url = rpc.url
         # Bounds a whole booking, as the json adapter's one request: the worker sizes its
         # claims' leases from it, so no other worker books the same document meanwhile.
         self.timeout_seconds = timeout_seconds
