@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from inventory_sync.erp_sync import tryton
-from inventory_sync.erp_sync.tryton import Move
+from inventory_sync.erp_sync import tryton_plan
+from inventory_sync.erp_sync.tryton_plan import Move
 from inventory_sync.erp_sync.tryton_rpc import TrytonRefused
 
 
@@ -23,16 +23,16 @@ def document(kind: str, *lines: tuple[str, str, int], **references: Any) -> dict
 def plan(doc: dict[str, Any]) -> list[tuple[str, str, str, list[tuple[str, int]]]]:
     return [
         (b.model, b.source, b.target, [(m.product_id, m.quantity) for m in b.moves])
-        for b in tryton.bookings(tryton.moves(doc))
+        for b in tryton_plan.bookings(tryton_plan.moves(doc))
     ]
 
 
 class TestMoves:
     def test_receipts_come_from_the_supplier_or_from_transit_when_they_name_an_asn(self) -> None:
-        assert tryton.moves(document("inventory.receipt", ("A", "main", 3))) == [
+        assert tryton_plan.moves(document("inventory.receipt", ("A", "main", 3))) == [
             Move("A", 3, "supplier", "main")
         ]
-        assert tryton.moves(document("inventory.receipt", ("A", "main", 3), asn_id="X")) == [
+        assert tryton_plan.moves(document("inventory.receipt", ("A", "main", 3), asn_id="X")) == [
             Move("A", 3, "transit", "main")
         ]
 
@@ -46,27 +46,27 @@ class TestMoves:
             origin_stock_location_name="main",
             destination_stock_location_name="damaged",
         )
-        assert tryton.moves(both) == [
+        assert tryton_plan.moves(both) == [
             Move("A", 2, "main", "damaged"),
             Move("B", 1, "main", "damaged"),
         ]
         one_sided = document("inventory.adjustment", ("A", "damaged", -2), ("B", "damaged", 1))
-        assert tryton.moves(one_sided) == [
+        assert tryton_plan.moves(one_sided) == [
             Move("A", 2, "damaged", "lost_found"),
             Move("B", 1, "lost_found", "damaged"),
         ]
 
     def test_counts_book_their_difference_and_nothing_for_none(self) -> None:
         count = document("inventory.count", ("A", "main", -2), ("B", "main", 0), ("C", "main", 4))
-        assert tryton.moves(count) == [
+        assert tryton_plan.moves(count) == [
             Move("A", 2, "main", "lost_found"),
             Move("C", 4, "lost_found", "main"),
         ]
 
     def test_an_asn_books_nothing_and_an_unknown_type_is_refused(self) -> None:
-        assert tryton.moves(document("inventory.transfer_shipped", ("A", "main", 0))) == []
+        assert tryton_plan.moves(document("inventory.transfer_shipped", ("A", "main", 0))) == []
         with pytest.raises(TrytonRefused, match=r"documents of type inventory\.stocktake"):
-            tryton.moves(document("inventory.stocktake", ("A", "main", 1)))
+            tryton_plan.moves(document("inventory.stocktake", ("A", "main", 1)))
 
 
 class TestShipments:

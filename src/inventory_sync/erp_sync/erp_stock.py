@@ -65,7 +65,7 @@ async def compare(settings: Settings, positions: Iterable[dict[str, Any]]) -> di
             try:
                 theirs = await adapter.quantities(location_id, stock_location, products)
                 reasons = {
-                    p: None if q is not None else adapter.unknown_products([p])
+                    p: None if q is not None else adapter.records.unknown_products([p])
                     for p, q in theirs.items()
                 }
             except TrytonRefused as error:
