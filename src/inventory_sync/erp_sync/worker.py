@@ -22,6 +22,10 @@ be an outage, that is when the breaker was closed for the request and this worke
 some other message since the failing one was last tried. During an outage nothing is delivered,
 so no message spends its budget however long the outage lasts; a message the ERP keeps refusing
 while others go through still ends up `dead`. Uncounted attempts are logged like any other.
+A `throttled` answer (the ERP, or our share of its concurrency, had no room for the request:
+the netsuite adapter) says nothing of an outage either way: it uses no attempt, leaves the
+breaker as it is, and the message is due again after a second or two (or the ERP's
+`Retry-After`).
 """
 
 from __future__ import annotations
