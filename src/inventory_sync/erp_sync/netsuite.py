@@ -56,8 +56,9 @@ CONCURRENCY_ERROR = "CONCURRENCY_LIMIT_EXCEEDED"
 # A permit outlives the request it covers by this much: room for clocks that differ a little
 # between the workers' machines.
 PERMIT_MARGIN_SECONDS = 5.0
-# Between two asks for a permit while all are held.
-PERMIT_POLL_SECONDS = 0.05
+# Between two asks for a permit while all are held (jittered): each ask is a short write
+# transaction, on SQLite one that intake's writes queue behind.
+PERMIT_POLL_SECONDS = 0.1
 # The part of the request bound spent waiting for a permit, at most; then the message waits.
 PERMIT_WAIT_SHARE = 0.25
 _READ_LIMIT_BYTES = 16 * BODY_EXCERPT_CHARS
