@@ -1,7 +1,7 @@
 """erp_permit: requests in flight to an ERP that limits them across all workers
 
 Revision ID: 9a4d7c1e2b60
-Revises: 7e732e86eceb
+Revises: d41c7a9e2b85
 Create Date: 2026-12-07 09:10:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9a4d7c1e2b60"
-down_revision: str | None = "7e732e86eceb"
+down_revision: str | None = "d41c7a9e2b85"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
