@@ -132,7 +132,7 @@ def _stopping_on_signals(interruption: exports.Interruption) -> Iterator[None]:
 
 class _Bar:
     """One progress bar over every file: bytes read of their total size when known (not for
-    standard input), events stored, and the count per status."""
+    standard input), events stored a second, and the count of each status so far."""
 
     def __init__(self, progress: Progress, total: int | None) -> None:
         self._progress = progress
@@ -140,20 +140,22 @@ class _Bar:
         self._finished_bytes = 0
         self._current: exports.Export | None = None
         self._counts: Counter[Status] = Counter()
+        self._started = time.monotonic()
 
     def started(self, export: exports.Export) -> None:
         if self._current is not None:
             self._finished_bytes += self._current.size or 0
         self._current = export
-        self._progress.update(self._task, description=export.name)
+        self._progress.update(self._task, description=os.path.basename(export.name))
 
-    def stored(self, export: exports.Export, number: int, outcome: Outcome) -> None:
+    def stored(self, export: exports.Export, outcome: Outcome) -> None:
         self._counts[outcome.status] += 1
-        counts = "  ".join(f"{status.value} {self._counts[status]:,}" for status in Status)
+        rate = self._counts.total() / max(time.monotonic() - self._started, 1e-3)
+        counts = " ".join(f"{status.value} {n:,}" for status, n in self._counts.items())
         self._progress.update(
             self._task,
             completed=self._finished_bytes + (export.position or 0),
-            counts=f"line {number:,}  {counts}",
+            counts=f"{rate:,.0f}/s {counts}",
         )
 
 
@@ -166,7 +168,7 @@ def _progress(files: list[str]) -> Iterator[_Bar | None]:
     total = None if "-" in files else sum(os.path.getsize(path) for path in files)
     columns = (
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         TextColumn("{task.percentage:>3.0f}%" if total else ""),
         TimeElapsedColumn(),
         TextColumn("{task.fields[counts]}"),

@@ -151,7 +151,7 @@ class Watcher(Protocol):
 
     def started(self, export: Export) -> None: ...
 
-    def stored(self, export: Export, number: int, outcome: service.Outcome) -> None: ...
+    def stored(self, export: Export, outcome: service.Outcome) -> None: ...
 
 
 @dataclass
@@ -282,7 +282,7 @@ async def _settle(
         state.tally.lines += 1
         state.tally.counts[outcome.status] += 1
         if state.watcher is not None:
-            state.watcher.stored(export, number, outcome)
+            state.watcher.stored(export, outcome)
     return failures
 
 
