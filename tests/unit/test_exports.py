@@ -113,6 +113,19 @@ class TestRun:
             ["C"],
         ]
 
+    def test_the_same_key_with_other_content_is_quarantined_with_its_line(
+        self, tmp_path: Path
+    ) -> None:
+        first = f.received(("A", 1))
+        other = f.received(("A", 2), id=first["payload"]["id"])
+        path = write_export(tmp_path / "e", [first, first, other])
+        store = FakeStore()
+        tally = run(store, [path])
+        assert [tally.counts[s] for s in Status] == [1, 1, 0, 1]
+        assert store.events[2].columns["error"] == (
+            f"{path} line 3: dedupe key already used by event 1 with different content"
+        )
+
     def test_a_database_that_goes_away_stops_the_import_at_that_line(self, tmp_path: Path) -> None:
         path = write_export(tmp_path / "e", [f.received((p, 1)) for p in "ABCDE"])
         tally = run(FailingAt(3), [path, path])

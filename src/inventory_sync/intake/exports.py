@@ -131,10 +131,12 @@ def _without_line_end(line: bytes) -> bytes:
 
 
 class Interruption:
-    """A request to stop (Ctrl-C), honoured between events: the event in hand is stored first.
+    """A request to stop (Ctrl-C), honoured between events: no further line is read, and the
+    events in hand are committed first.
 
-    While the import waits for input it has no event in hand, so a request then stops it at
-    once (by raising `KeyboardInterrupt` from the signal handler that calls `request()`)."""
+    A request that comes while the import waits for input (a slow pipe) stops the wait at once:
+    `request()`, called from the signal handler, then raises `KeyboardInterrupt` into the read,
+    where no event is half-way."""
 
     def __init__(self) -> None:
         self.requested = False
