@@ -24,9 +24,10 @@ from inventory_sync.observability import logs
 from inventory_sync.settings import Settings
 from inventory_sync.storage.store import open_store
 
-# Exit statuses besides 0 (every line stored): main() uses 2-4 for the database the same way.
+# Exit statuses besides 0 (every line stored); those for the database are every command's.
 UNREADABLE = 1
 DATABASE_UNAVAILABLE = 3
+SCHEMA_BEHIND = 4
 INTERRUPTED = 130
 CONCURRENCY = 4
 
@@ -57,7 +58,7 @@ def import_(
 
     The same validation, dedupe and statuses as the webhook, each event committed on its own:
     importing a file again answers `duplicate` for what is stored. A line that is no event is
-    quarantined with its file and line number. Ctrl-C stops after the event in hand.
+    quarantined with its file and line number. Ctrl-C stops after the events in hand.
     """
     if files.count("-") > 1:
         raise typer.BadParameter("`-` (standard input) can be given once", param_hint="FILE")
@@ -94,8 +95,8 @@ async def _run(
     try:
         problem = await store.prepare()
         if problem is not None:
-            typer.echo(f"cannot import: {problem}; run `inventory-sync db upgrade`", err=True)
-            raise typer.Exit(4)
+            typer.echo(f"cannot import: {problem}", err=True)
+            raise typer.Exit(SCHEMA_BEHIND)
         return await exports.run(
             store,
             files,
