@@ -7,10 +7,11 @@ Creates `invsync_bench_import` (dropped at the end) and writes an export file of
 events, the bodies `bench/newstore.lua` posts (`items_received`, `--items` lines each, a unique
 `payload.id`). For each `--concurrency`: empties the tables, runs `inventory-sync import --json`
 on the file, checks that every line is one accepted event with its ledger rows and its ERP
-document, and records events/s and the command's peak RSS; then imports the file once more
-(every line a duplicate). Then the webhook: `inventory-sync serve --no-worker` driven by wrk
-with the same bodies for `--seconds` at 4 and 16 connections (`bench/run.py`'s cell, tables
-emptied first). Results go to `bench/results/<stamp>-import/`.
+document, and records events/s, the command's CPU per event and its peak RSS; then imports the
+file once more (every line a duplicate). Then the webhook: `inventory-sync serve --no-worker`
+driven by wrk with the same bodies for `--seconds` at 4 and 16 connections (`bench/run.py`'s
+cell, tables emptied first), with the API process's CPU per event. Results go to
+`bench/results/<stamp>-import/`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ def stored(dsn: str) -> tuple[int, int, int]:
     return int(events), int(ledger), int(documents)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def import_once(dsn: str, export: Path, concurrency: int) -> dict[str, Any]:
     argv = [
         str(run.BIN / "inventory-sync"),
@@ -71,11 +83,13 @@ def import_once(dsn: str, export: Path, concurrency: int) -> dict[str, Any]:
         str(export),
     ]
     load = os.getloadavg()
+    cpu_before = children_cpu_seconds()
     started = time.monotonic()
     done = subprocess.run(
         argv, env=run.product_env(dsn), capture_output=True, text=True, check=False, timeout=3600
     )
     wall = time.monotonic() - started
+    cpu = children_cpu_seconds() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"import failed ({done.returncode}): {done.stderr[-1000:]}")
     summary: dict[str, Any] = json.loads(done.stdout)
@@ -83,6 +97,9 @@ def import_once(dsn: str, export: Path, concurrency: int) -> dict[str, Any]:
     summary.update(
         concurrency=concurrency,
         wall_seconds=round(wall, 2),
+        # The command's own CPU per event, start-up included: less moved by other work on the
+        # machine than a rate, and comparable with the API process's per webhook.
+        cpu_us_per_event=round(cpu * 1e6 / max(1, summary["lines"]), 1),
         peak_rss_mb_so_far=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         load_average_before=load,
     )
@@ -138,6 +155,7 @@ def main() -> None:
             run.log(
                 f"  import c={concurrency:2d}: {first['events_per_second']:7.1f} ev/s "
                 f"(again, all duplicate: {again['events_per_second']:7.1f}); "
+                f"CPU {first['cpu_us_per_event']:.0f} / {again['cpu_us_per_event']:.0f} µs/event; "
                 f"ok={first['check'] and again['check']}; "
                 f"peak RSS so far {again['peak_rss_mb_so_far']:.0f} MB"
             )
@@ -145,10 +163,15 @@ def main() -> None:
         run.wrk(app.url, connections=4, seconds=2, run_tag="warm", items=args.items, dup=0.0)
         app.process = product
         for connections in (4, 16):
+            cpu_before = cpu_seconds(product.pid)
             cell = run.run_cell(
                 app, items=args.items, connections=connections, dup=0.0, seconds=args.seconds
             )
             cell.pop("raw", None)
+            cell["cpu_us_per_event"] = round(
+                (cpu_seconds(product.pid) - cpu_before) * 1e6 / max(1, cell["requests"]), 1
+            )
+            run.log(f"    API process CPU {cell['cpu_us_per_event']:.0f} µs per event")
             results["webhook"].append(cell)
     finally:
         if product is not None:
