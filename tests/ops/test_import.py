@@ -222,6 +222,38 @@ class TestInterrupt:
         assert (rest["duplicate"], rest["accepted"]) == (last, len(events) - last)
         assert totals(db) == (len(events), len(events) * len(items), len(events))
 
+    def test_ctrl_c_while_waiting_for_input_stops_at_once(
+        self, settings: Settings, db: Database, tmp_path: Path
+    ) -> None:
+        process = subprocess.Popen(
+            command("--json", "-"),
+            env=environment(settings.database_url),
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert process.stdin is not None
+            process.stdin.write(ndjson(*(f.received(("A", 1)) for _ in range(3))))
+            process.stdin.flush()  # and the pipe stays open: the import waits for more
+            deadline = time.monotonic() + 60
+            while totals(db)[0] < 3:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 130, err
+        summary = json.loads(out)
+        assert (summary["interrupted"], summary["accepted"]) == (True, 3)
+        assert summary["last"] == "<stdin> line 3"
+
 
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     export = tmp_path / "export"

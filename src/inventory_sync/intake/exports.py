@@ -17,6 +17,7 @@ import asyncio
 import gzip
 import hashlib
 import os
+import select
 import sys
 import zlib
 from collections import Counter
@@ -68,6 +69,17 @@ class Export:
             return cls("<stdin>", sys.stdin.buffer)
         raw = open(path, "rb")  # closed by close()
         return cls(path, raw, os.fstat(raw.fileno()).st_size)
+
+    def ready(self) -> bool:
+        """Whether a read may go on without waiting: always for a file; for a pipe, when it
+        has something to read now."""
+        if self._seekable:
+            return True
+        try:
+            readable, _, _ = select.select([self._raw], [], [], 0)
+        except (OSError, ValueError):  # no descriptor to ask (an in-memory stream)
+            return True
+        return bool(readable)
 
     @property
     def position(self) -> int | None:
@@ -202,8 +214,8 @@ async def run(
     in_flight: int = 1,
     watcher: Watcher | None = None,
 ) -> Tally:
-    """Import every line of every file (`-`: standard input), in order; files are opened one
-    at a time.
+    """Import every line of every file (`-`: standard input), read in order; files are opened
+    one at a time.
 
     Each event is committed on its own, as the webhook commits it; up to `in_flight` events
     are written at once, as concurrent deliveries are (the database's group commit then
@@ -239,6 +251,11 @@ async def _one(state: _Run, export: Export) -> None:
         while not (failures or interruption.requested):
             if len(flight) >= state.in_flight:
                 failures += await _settle(state, export, flight, asyncio.FIRST_COMPLETED)
+                continue
+            if flight and not export.ready():
+                # The read would wait for a slow pipe, and the loop with it: the writes in
+                # flight are finished first, so that no event read waits for the next one.
+                failures += await _settle(state, export, flight, asyncio.ALL_COMPLETED)
                 continue
             interruption.waiting = True
             try:
