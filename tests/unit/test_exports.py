@@ -121,7 +121,7 @@ class TestRun:
         path = write_export(tmp_path / "e", [first, first, other])
         store = FakeStore()
         tally = run(store, [path])
-        assert [tally.counts[s] for s in Status] == [1, 1, 0, 1]
+        assert [tally.counts[s] for s in exports.ANSWERS] == [1, 1, 0, 1]
         assert store.events[2].columns["error"] == (
             f"{path} line 3: dedupe key already used by event 1 with different content"
         )

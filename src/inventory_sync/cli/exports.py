@@ -181,7 +181,7 @@ def _progress(files: list[str]) -> Iterator[_Bar | None]:
 def _summary(tally: exports.Tally, seconds: float) -> dict[str, Any]:
     return {
         "lines": tally.lines,
-        **{status.value: tally.counts[status] for status in Status},
+        **{status.value: tally.counts[status] for status in exports.ANSWERS},
         "complete": tally.complete,
         "interrupted": tally.interrupted,
         "last": tally.last,
@@ -193,7 +193,7 @@ def _summary(tally: exports.Tally, seconds: float) -> dict[str, Any]:
 
 
 def _say(tally: exports.Tally, seconds: float) -> None:
-    counts = ", ".join(f"{tally.counts[status]:,} {status.value}" for status in Status)
+    counts = ", ".join(f"{tally.counts[status]:,} {status.value}" for status in exports.ANSWERS)
     typer.echo(f"imported {tally.lines:,} events in {seconds:.1f} s: {counts}")
     if tally.counts[Status.QUARANTINED]:
         typer.echo(

@@ -32,6 +32,8 @@ from inventory_sync.intake.recent import RecentBodies
 from inventory_sync.storage.store import Store
 
 CONTENT_TYPE = "application/json"
+ANSWERS = (Status.ACCEPTED, Status.DUPLICATE, Status.IGNORED, Status.QUARANTINED)
+"""What an import counts: the webhook's answers (a dismissed event redelivered is a duplicate)."""
 _GZIP_MAGIC = b"\x1f\x8b"
 # How much of a line too long to keep is read at a time while it is hashed and skipped.
 _SKIP_BYTES = 64 * 1024
