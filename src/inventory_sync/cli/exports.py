@@ -20,7 +20,6 @@ from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.intake import exports
 from inventory_sync.intake.classify import Rules, Status
 from inventory_sync.intake.service import Outcome
-from inventory_sync.observability import logs
 from inventory_sync.settings import Settings
 from inventory_sync.storage.store import open_store
 
@@ -66,7 +65,6 @@ def import_(
         if path != "-" and not os.path.isfile(path):
             raise typer.BadParameter(f"{path}: no such file", param_hint="FILE")
     settings = settings_or_exit()
-    logs.configure(settings)
     interruption = exports.Interruption()
     started = time.monotonic()
     with _stopping_on_signals(interruption), _progress(files) as watcher:
