@@ -19,7 +19,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from inventory_sync.cli import events, newstore, output, reconciliation, retention, sync
+from inventory_sync.cli import events, exports, newstore, output, reconciliation, retention, sync
 from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.erp_sync import supervisor
 from inventory_sync.errors import DatabaseRefusesUs, DatabaseUnavailable, SchemaBehind
@@ -40,6 +40,7 @@ cli.command("erp-standin")(sync.erp_standin)
 cli.add_typer(sync.sync_cli, name="sync")
 cli.add_typer(events.events_cli, name="events")
 cli.add_typer(newstore.newstore_cli, name="newstore")
+cli.command("import")(exports.import_)
 cli.command("status")(reconciliation.status)
 cli.command("purge")(retention.purge)
 cli.command("erp-reconcile")(reconciliation.erp_reconcile)

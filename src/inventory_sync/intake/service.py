@@ -63,12 +63,18 @@ def _duplicate(event_id: int, name: str | None) -> Outcome:
 
 
 async def receive(
-    store: Store, body: bytes, content_type: str | None, rules: Rules, recent: RecentBodies
+    store: Store,
+    body: bytes,
+    content_type: str | None,
+    rules: Rules,
+    recent: RecentBodies,
+    origin: str | None = None,
 ) -> Outcome:
     """Classify and store one body; the write is committed when this returns.
 
     Raises `DatabaseUnavailable` when nothing could be stored (the caller answers 503 and
-    NewStore redelivers). Any other failure keeps the body as quarantined, with the reason."""
+    NewStore redelivers). Any other failure keeps the body as quarantined, with the reason,
+    which begins with `origin` when given (where the body came from, e.g. a file's line)."""
     now = utcnow()
     content_hash = sha256(body)
     remembered = recent.get(content_hash)
@@ -78,8 +84,10 @@ async def receive(
             return _duplicate(holder.id, remembered.name)
     try:
         item = await _classify(body, rules, content_hash)
+        if item.error is not None:
+            item = replace(item, error=_at(origin, item.error))
         kept = body if item.status is not Status.IGNORED or rules.keep_ignored_bodies else b""
-        outcome = await _store(store, item, kept, content_type, now)
+        outcome = await _store(store, item, kept, content_type, now, origin)
     except DatabaseUnavailable:
         raise
     except Exception as error:
@@ -89,13 +97,25 @@ async def receive(
             log.warning("webhook.refused_by_database", extra={"error": str(error)})
         else:
             log.exception("webhook.processing_failed")
-        return await _store_failure(store, body, content_type, _failure(error), now)
+        return await _store_failure(store, body, content_type, _at(origin, _failure(error)), now)
     if item.slot is not None:
         name = item.name if item.name in HANDLED else None
         recent.remember(content_hash, Stored(item.slot, name))
     elif item.status is Status.IGNORED:
         recent.remember(content_hash, Stored(raw_slot(content_hash), None))
     return outcome
+
+
+async def receive_unread(
+    store: Store, content_hash: str, reason: str, content_type: str | None
+) -> Outcome:
+    """Keep as quarantined a body too large to be read into memory: not its bytes, only the
+    reason, under the hash of its bytes (so the same body again is the same event)."""
+    return await _store_failure(store, b"", content_type, reason, utcnow(), content_hash)
+
+
+def _at(origin: str | None, error: str) -> str:
+    return error if origin is None else f"{origin}: {error}"
 
 
 def _failure(error: Exception) -> str:
@@ -108,9 +128,14 @@ def _failure(error: Exception) -> str:
 
 
 async def _store_failure(
-    store: Store, body: bytes, content_type: str | None, reason: str, now: datetime
+    store: Store,
+    body: bytes,
+    content_type: str | None,
+    reason: str,
+    now: datetime,
+    content_hash: str | None = None,
 ) -> Outcome:
-    item = Classified(Status.QUARANTINED, sha256(body), error=reason)
+    item = Classified(Status.QUARANTINED, content_hash or sha256(body), error=reason)
     try:
         return await _store(store, item, body, content_type, now)
     except DatabaseUnavailable:
@@ -123,7 +148,12 @@ async def _store_failure(
 
 
 async def _store(
-    store: Store, item: Classified, body: bytes, content_type: str | None, now: datetime
+    store: Store,
+    item: Classified,
+    body: bytes,
+    content_type: str | None,
+    now: datetime,
+    origin: str | None = None,
 ) -> Outcome:
     if item.slot is None:
         slot = raw_slot(item.content_hash)
@@ -153,7 +183,7 @@ async def _store(
         status=Status.QUARANTINED,
         write=None,
         occurred_at=None,
-        error=f"dedupe key already used by event {holder_id} with different content",
+        error=_at(origin, f"dedupe key already used by event {holder_id} with different content"),
     )
     variant = variant_slot(item.slot, canonical, item.content_hash)
     recorded = await store.record_event(conflict.row(variant, body, content_type, now))
