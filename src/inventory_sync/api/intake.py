@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from inventory_sync import credentials
 from inventory_sync.api.auth import bearer_token, current_keyring
-from inventory_sync.api.problems import database_unavailable, problem
+from inventory_sync.api.problems import REF_TEMPLATE, database_unavailable, problem
+from inventory_sync.api.problems import responses as problem_responses
 from inventory_sync.credentials import Keyring
 from inventory_sync.errors import DatabaseUnavailable, SchemaBehind
 from inventory_sync.intake import service
@@ -44,18 +44,27 @@ _LOG_LEVELS = {
 }
 
 
-class IntakeAnswer(BaseModel):
-    status: Literal["accepted", "duplicate", "ignored", "quarantined"]
-    event_id: int | None
-    detail: str | None
+SECURITY_SCHEMES = {
+    "WebhookKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A key of `INVSYNC_WEBHOOK_KEYS` (or the one generated at first start).",
+    }
+}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description}
-
-
-def operation(answer_schema: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI operation of the webhook; `answer_schema` is `IntakeAnswer`'s reference."""
+def operation() -> dict[str, Any]:
+    """The OpenAPI operation of the webhook. It names `IntakeAnswer` and `HandledEvent` (the
+    handled events, `newstore.payloads.HANDLED_EVENT`) in `components.schemas`."""
+    problems = problem_responses(
+        "unauthorized",
+        "too_large",
+        "unsupported_media_type",
+        "database_unavailable",
+        "schema_behind",
+    )
+    body = {"$ref": REF_TEMPLATE.format(model="HandledEvent")}
+    answer = {"$ref": REF_TEMPLATE.format(model="IntakeAnswer")}
     return {
         "tags": ["webhooks"],
         "summary": "Receive",
@@ -63,19 +72,21 @@ def operation(answer_schema: dict[str, Any]) -> dict[str, Any]:
         "Answers only after the event is committed: `accepted`, `duplicate`, `ignored` or "
         "`quarantined` (stored with the reason, replayable), all with HTTP 200.",
         "operationId": "receive_webhooks_newstore_post",
+        "security": [{"WebhookKey": []}],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "One of the events the service handles, chosen by `name`. Location "
+            "fields also take their other names (PRODUCT.md section 5) and unknown fields are "
+            "kept, not refused. An event of another name is answered `ignored`; a body that "
+            "fits no schema is stored and answered `quarantined`: no body is refused.",
+            "content": {"application/json": {"schema": body}},
         },
         "responses": {
             "200": {
                 "description": "Stored, with its status.",
-                "content": {"application/json": {"schema": answer_schema}},
+                "content": {"application/json": {"schema": answer}},
             },
-            "401": _problem("Missing or wrong webhook key."),
-            "413": _problem("Body larger than INVSYNC_MAX_BODY_BYTES."),
-            "415": _problem("Content-Type is not JSON."),
-            "503": _problem("Database unavailable; NewStore will redeliver."),
+            **{str(status): response for status, response in problems.items()},
         },
     }
 

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Path, Response
 from inventory_sync.api import pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
+from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
+from inventory_sync.api.schemas import Event, EventDetail, IntakeAnswer, Page
 from inventory_sync.errors import NotFound
 from inventory_sync.intake import service as intake
 from inventory_sync.storage.database import Database
@@ -22,7 +24,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 EventId = Annotated[int, Path(ge=1, le=2**62)]
 
 
-@router.get("")
+@router.get("", response_model=Page[Event])
 def list_events(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -68,7 +70,7 @@ def _load(db: Database, event_id: int, inline_bytes: int | None = None) -> Any:
     return row
 
 
-@router.get("/{event_id}")
+@router.get("/{event_id}", response_model=EventDetail, responses=responses("not_found"))
 def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
     """One event with its raw body (as text when it is UTF-8, else base64; neither when it is
     over 1 MiB: `/raw` has it), its first 1,000 ledger movements (`movements_total` says how
@@ -96,7 +98,17 @@ def get_event(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Any:
     return body
 
 
-@router.get("/{event_id}/raw", response_class=Response)
+@router.get(
+    "/{event_id}/raw",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The body as received, with the `Content-Type` it came with.",
+            "content": {"*/*": {}},
+        },
+        **responses("not_found"),
+    },
+)
 def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
     """The stored body byte for byte, with the content type it came with; 404 for an ignored
     event whose body was not kept (INVSYNC_KEEP_IGNORED_BODIES)."""
@@ -109,7 +121,7 @@ def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
     return Response(row.raw_body, media_type=row.content_type or "application/octet-stream")
 
 
-@router.post("/{event_id}/replay")
+@router.post("/{event_id}/replay", response_model=IntakeAnswer, responses=responses("not_found"))
 async def replay_event(
     store: StoreDep, rules: RulesDep, _role: AdminAccess, event_id: EventId
 ) -> Any:

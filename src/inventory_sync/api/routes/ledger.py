@@ -15,11 +15,15 @@ from inventory_sync.api import pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.ledger.effects import Kind
+from inventory_sync.api.schemas import Movement, Page, StockPosition
+from inventory_sync.ledger.effects import SPAN, Kind
 from inventory_sync.storage.database import Database
 from inventory_sync.views import ledger as ledger_view
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
+# The largest event id a movement id can hold (`ledger.effects.movement_id`); beyond it no
+# event has movements, and the id range of one would not fit in 64 bits.
+MAX_EVENT_ID = (2**63 - 1) // SPAN
 
 CSV_COLUMNS = [
     "id",
@@ -66,6 +70,7 @@ def _csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
 
 @router.get(
     "/ledger",
+    response_model=Page[Movement],
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def list_ledger(
@@ -78,7 +83,7 @@ def list_ledger(
     tenant: TextQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
-    event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    event_id: Annotated[int | None, Query(ge=1, le=MAX_EVENT_ID)] = None,
     format: Literal["json", "csv"] = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
@@ -108,7 +113,7 @@ def list_ledger(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/stock")
+@router.get("/stock", response_model=Page[StockPosition])
 def list_stock(
     db: DatabaseDep,
     _role: ReadAccess,

@@ -11,13 +11,21 @@ from inventory_sync.api import pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
+from inventory_sync.api.schemas import (
+    ChunkSet,
+    CountedLine,
+    Page,
+    Summary,
+    Transfer,
+    UnmatchedReceipt,
+)
 from inventory_sync.clock import utcnow
 from inventory_sync.views.reconciliation import chunks, completeness, counts, summary, transfers
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
 
 
-@router.get("")
+@router.get("", response_model=Summary)
 def get_summary(db: DatabaseDep, _role: ReadAccess, tenant: TextQuery = None) -> Any:
     """Counts of transfers by status, receipts naming an unknown ASN (`unmatched_receipts`, and
     the first five ASN ids they name, `unmatched_receipt_asn_ids`), count lines whose drift is
@@ -27,7 +35,7 @@ def get_summary(db: DatabaseDep, _role: ReadAccess, tenant: TextQuery = None) ->
         return summary.summary(conn, tenant)
 
 
-@router.get("/transfers")
+@router.get("/transfers", response_model=Page[Transfer])
 def list_transfers(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -69,7 +77,7 @@ def list_transfers(
     return pagination.page(rows, limit, lambda row: [row["tenant"], row["asn_id"]])
 
 
-@router.get("/transfers/unmatched")
+@router.get("/transfers/unmatched", response_model=Page[UnmatchedReceipt])
 def list_unmatched_receipts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -100,7 +108,7 @@ def list_unmatched_receipts(
     return pagination.page(rows, limit, lambda row: [row["event_id"]])
 
 
-@router.get("/counts")
+@router.get("/counts", response_model=Page[CountedLine])
 def list_counts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -138,7 +146,7 @@ def list_counts(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/chunks")
+@router.get("/chunks", response_model=Page[ChunkSet])
 def list_chunks(
     db: DatabaseDep,
     _role: ReadAccess,

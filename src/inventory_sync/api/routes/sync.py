@@ -9,7 +9,9 @@ from fastapi import APIRouter, Path, Query
 from inventory_sync.api import pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
+from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery
+from inventory_sync.api.schemas import Page, Retried, SyncMessage, SyncMessageDetail
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound, ServiceError
@@ -26,7 +28,7 @@ class AlreadyDelivered(ServiceError):
     code = "already_delivered"
 
 
-@router.get("/messages")
+@router.get("/messages", response_model=Page[SyncMessage])
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -49,7 +51,11 @@ def list_messages(
     return pagination.page(rows, limit, lambda row: [row["event_id"]])
 
 
-@router.get("/messages/{message_id}")
+@router.get(
+    "/messages/{message_id}",
+    response_model=SyncMessageDetail,
+    responses=responses("not_found"),
+)
 def get_message(db: DatabaseDep, _role: ReadAccess, message_id: MessageId) -> Any:
     """One message with its document and every delivery attempt (`attempt_log`: time, status
     code, error, duration, outcome), oldest first."""
@@ -60,14 +66,18 @@ def get_message(db: DatabaseDep, _role: ReadAccess, message_id: MessageId) -> An
     return body
 
 
-@router.post("/messages/retry")
+@router.post("/messages/retry", response_model=Retried)
 def retry_dead(db: DatabaseDep, _role: AdminAccess) -> Any:
     """Every `dead` message back to `pending`, attempts reset, due now."""
     with db.transaction() as conn:
         return {"retried": outbox.retry_dead(conn, utcnow())}
 
 
-@router.post("/messages/{message_id}/retry")
+@router.post(
+    "/messages/{message_id}/retry",
+    response_model=SyncMessageDetail,
+    responses=responses("not_found", "already_delivered"),
+)
 def retry_message(db: DatabaseDep, _role: AdminAccess, message_id: MessageId) -> Any:
     """Deliver one message again now: a `dead` one goes back to `pending` with its attempts
     reset; a `pending` one is made due at once. A delivered message answers 409."""
