@@ -155,7 +155,7 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
 
-class Issue(BaseModel):
+class ProblemIssue(BaseModel):
     loc: list[str]
     msg: str
 
@@ -167,7 +167,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str = Field(description="This occurrence, in words.")
-    errors: list[Issue] | None = Field(
+    errors: list[ProblemIssue] | None = Field(
         default=None, description="`invalid_request`: each invalid parameter."
     )
 
