@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
@@ -12,7 +12,7 @@ from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
 from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.api.schemas import Event, EventDetail, IntakeAnswer, Page
+from inventory_sync.api.schemas import Event, EventDetail, EventStatus, IntakeAnswer, Page
 from inventory_sync.errors import NotFound
 from inventory_sync.intake import service as intake
 from inventory_sync.storage.database import Database
@@ -28,7 +28,7 @@ EventId = Annotated[int, Path(ge=1, le=2**62)]
 def list_events(
     db: DatabaseDep,
     _role: ReadAccess,
-    status: Literal["accepted", "ignored", "quarantined"] | None = None,
+    status: EventStatus | None = None,
     name: TextQuery = None,
     tenant: TextQuery = None,
     location_id: TextQuery = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -11,7 +11,7 @@ from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery
-from inventory_sync.api.schemas import Page, Retried, SyncMessage, SyncMessageDetail
+from inventory_sync.api.schemas import MessageStatus, Page, Retried, SyncMessage, SyncMessageDetail
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound, ServiceError
@@ -32,7 +32,7 @@ class AlreadyDelivered(ServiceError):
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
-    status: Literal["pending", "delivered", "dead"] | None = None,
+    status: MessageStatus | None = None,
     type: Annotated[str | None, Query(max_length=64, pattern=r"^[!-~]+$")] = None,
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     tenant: TextQuery = None,
