@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,9 @@ def test_the_document_is_valid_openapi(client: TestClient) -> None:
     spec = document(client)
     validate(spec)  # type: ignore[arg-type]
     assert spec["openapi"].startswith("3.1")
+    text = json.dumps(spec)
+    unused = [name for name in spec["components"]["schemas"] if f'/schemas/{name}"' not in text]
+    assert unused == []
 
 
 def test_every_ops_answer_is_a_named_schema(client: TestClient) -> None:

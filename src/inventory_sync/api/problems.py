@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -252,6 +253,10 @@ def _document_problems(app: FastAPI) -> None:
                 for status in [s for s in declared if s[0] in "45"]:
                     del declared[status]
                 declared.update({str(s): r for s, r in responses(*dict.fromkeys(codes)).items()})
+        # FastAPI's own answer to an invalid request, which the problems replaced.
+        if "HTTPValidationError" not in json.dumps(schema["paths"]):
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(name, None)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -242,6 +242,39 @@ class Retried(Answer):
     retried: int = Field(description="How many dead messages went back to pending.")
 
 
+# One class per listing, so each has a name of its own in the OpenAPI document.
+class EventPage(Page[Event]):
+    """A page of stored events."""
+
+
+class MovementPage(Page[Movement]):
+    """A page of ledger movements."""
+
+
+class StockPage(Page[StockPosition]):
+    """A page of stock positions."""
+
+
+class TransferPage(Page[Transfer]):
+    """A page of transfers."""
+
+
+class UnmatchedReceiptPage(Page[UnmatchedReceipt]):
+    """A page of receipts naming an ASN never seen."""
+
+
+class CountPage(Page[CountedLine]):
+    """A page of counted lines."""
+
+
+class ChunkSetPage(Page[ChunkSet]):
+    """A page of incomplete chunk sets."""
+
+
+class SyncMessagePage(Page[SyncMessage]):
+    """A page of ERP sync messages."""
+
+
 class Alive(Answer):
     status: Literal["ok"]
 

@@ -12,7 +12,7 @@ from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
 from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.api.schemas import Event, EventDetail, EventStatus, IntakeAnswer, Page
+from inventory_sync.api.schemas import EventDetail, EventPage, EventStatus, IntakeAnswer
 from inventory_sync.errors import NotFound
 from inventory_sync.intake import service as intake
 from inventory_sync.storage.database import Database
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 EventId = Annotated[int, Path(ge=1, le=2**62)]
 
 
-@router.get("", response_model=Page[Event])
+@router.get("", response_model=EventPage)
 def list_events(
     db: DatabaseDep,
     _role: ReadAccess,

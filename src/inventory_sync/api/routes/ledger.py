@@ -15,7 +15,7 @@ from inventory_sync.api import pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.api.schemas import Movement, Page, StockPosition
+from inventory_sync.api.schemas import MovementPage, StockPage
 from inventory_sync.ledger.effects import SPAN, Kind
 from inventory_sync.storage.database import Database
 from inventory_sync.views import ledger as ledger_view
@@ -70,7 +70,7 @@ def _csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
 
 @router.get(
     "/ledger",
-    response_model=Page[Movement],
+    response_model=MovementPage,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def list_ledger(
@@ -113,7 +113,7 @@ def list_ledger(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/stock", response_model=Page[StockPosition])
+@router.get("/stock", response_model=StockPage)
 def list_stock(
     db: DatabaseDep,
     _role: ReadAccess,

@@ -12,12 +12,11 @@ from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
 from inventory_sync.api.schemas import (
-    ChunkSet,
-    CountedLine,
-    Page,
+    ChunkSetPage,
+    CountPage,
     Summary,
-    Transfer,
-    UnmatchedReceipt,
+    TransferPage,
+    UnmatchedReceiptPage,
 )
 from inventory_sync.clock import utcnow
 from inventory_sync.views.reconciliation import chunks, completeness, counts, summary, transfers
@@ -35,7 +34,7 @@ def get_summary(db: DatabaseDep, _role: ReadAccess, tenant: TextQuery = None) ->
         return summary.summary(conn, tenant)
 
 
-@router.get("/transfers", response_model=Page[Transfer])
+@router.get("/transfers", response_model=TransferPage)
 def list_transfers(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -77,7 +76,7 @@ def list_transfers(
     return pagination.page(rows, limit, lambda row: [row["tenant"], row["asn_id"]])
 
 
-@router.get("/transfers/unmatched", response_model=Page[UnmatchedReceipt])
+@router.get("/transfers/unmatched", response_model=UnmatchedReceiptPage)
 def list_unmatched_receipts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -108,7 +107,7 @@ def list_unmatched_receipts(
     return pagination.page(rows, limit, lambda row: [row["event_id"]])
 
 
-@router.get("/counts", response_model=Page[CountedLine])
+@router.get("/counts", response_model=CountPage)
 def list_counts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -146,7 +145,7 @@ def list_counts(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/chunks", response_model=Page[ChunkSet])
+@router.get("/chunks", response_model=ChunkSetPage)
 def list_chunks(
     db: DatabaseDep,
     _role: ReadAccess,

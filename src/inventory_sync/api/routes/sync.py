@@ -11,7 +11,12 @@ from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery
-from inventory_sync.api.schemas import MessageStatus, Page, Retried, SyncMessage, SyncMessageDetail
+from inventory_sync.api.schemas import (
+    MessageStatus,
+    Retried,
+    SyncMessageDetail,
+    SyncMessagePage,
+)
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound, ServiceError
@@ -28,7 +33,7 @@ class AlreadyDelivered(ServiceError):
     code = "already_delivered"
 
 
-@router.get("/messages", response_model=Page[SyncMessage])
+@router.get("/messages", response_model=SyncMessagePage)
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
