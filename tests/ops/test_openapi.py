@@ -55,15 +55,22 @@ def seed(client: TestClient, settings: Settings, db: Database, erp: FakeErp) -> 
     set missing a chunk, quarantined (text and binary), ignored, and ERP messages delivered,
     dead and pending with their attempts."""
     shipped = f.asn(("A", 5), ("B", 2))
-    accepted(client, shipped)
-    accepted(client, f.received(("A", 3), asn_id=shipped["payload"]["id"]))
-    accepted(client, f.received(("Z", 1), asn_id="ASN-NEVER-SEEN"))
-    accepted(client, f.counted(("A", 7, 6)))
-    accepted(client, f.counted(("A", 8, 9), completed_at="2024-05-21T10:00:00Z"))
-    accepted(client, f.adjustment(("A", 1)))
-    accepted(client, f.handover(("B", 1)))
-    accepted(client, f.returned({"product_id": "A", "quantity": 1, "condition_code": "2"}))
-    chunk = accepted(client, f.received(("C", 1), chunk_number=1, total_chunks=3))
+    identified = [{"product_id": "E", "quantity": 2, "external_identifiers": {"ean13": "1"}}]
+    events = [
+        accepted(client, body)
+        for body in (
+            shipped,
+            f.received(("A", 3), asn_id=shipped["payload"]["id"]),
+            f.received(("Z", 1), asn_id="ASN-NEVER-SEEN"),
+            f.received(items=identified),
+            f.counted(("A", 7, 6)),
+            f.counted(("A", 8, 9), completed_at="2024-05-21T10:00:00Z"),
+            f.adjustment(("A", 1)),
+            f.handover(("B", 1)),
+            f.returned({"product_id": "A", "quantity": 1, "condition_code": "2"}),
+            f.received(("C", 1), chunk_number=1, total_chunks=3),
+        )
+    ]
     quarantined = f.post(client, f.received(("NEG", -1)))["event_id"]
     binary = f.post(client, b"\xff\xfe not utf-8")["event_id"]
     ignored = f.post(client, f.envelope("order.created", {"id": "o1"}))
@@ -80,8 +87,8 @@ def seed(client: TestClient, settings: Settings, db: Database, erp: FakeErp) -> 
     erp.by_key[pending] = Reply(503)
     run(make_worker(erp_settings(settings, erp.url), db).run_once())
     return {
-        "event_id": [chunk, quarantined, binary, ignored["event_id"]],
-        "message_id": [dead, pending, messages[2]],
+        "event_id": [*events, quarantined, binary, ignored["event_id"]],
+        "message_id": messages,
         "quarantined": quarantined,
         "dead": dead,
         "delivered": messages[2],

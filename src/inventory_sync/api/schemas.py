@@ -10,9 +10,10 @@ as text: parsing them back into datetimes would only cost time and change nothin
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, with_config
+from typing_extensions import TypedDict
 
 from inventory_sync.ledger.effects import DocumentType, Kind
 from inventory_sync.views.reconciliation.transfers import TransferStatus
@@ -107,8 +108,42 @@ class Attempt(Answer):
     worker: str | None
 
 
+class ErpSource(Answer):
+    event_name: str
+    event_id: str = Field(description="NewStore's `payload.id`.")
+    chunk_number: int
+    total_chunks: int | None
+    published_at: Time | None
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ErpLine(TypedDict):
+    """A line as documents hold it: the keys of other kinds of document are absent, not null."""
+
+    product_id: str
+    stock_location: str
+    quantity_delta: int
+    external_identifiers: NotRequired[dict[str, Any]]
+    counted: NotRequired[int]
+    stock_on_hand: NotRequired[int]
+    quantity_shipped: NotRequired[int]
+
+
+class ErpDocument(Answer):
+    """What the ERP receives (docs/erp-documents.md)."""
+
+    id: str
+    type: DocumentType
+    tenant: str
+    location_id: str
+    occurred_at: Time
+    source: ErpSource
+    references: dict[str, Any]
+    lines: list[ErpLine]
+
+
 class SyncMessageDetail(SyncMessage):
-    document: dict[str, Any] = Field(description="The ERP document (docs/erp-documents.md).")
+    document: ErpDocument
     attempt_log: list[Attempt] = Field(description="Every delivery attempt, oldest first.")
 
 
