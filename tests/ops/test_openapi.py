@@ -292,11 +292,15 @@ def test_the_webhook_body_is_one_of_the_handled_events(client: TestClient) -> No
         f.counted(("A", 1, 0)),
         f.returned({"product_id": "A", "quantity": 1}),
         f.received(("A", "6"), chunk_number=2),  # a quantity written as text is taken too
+        f.received(("A", 1), fulfillment_location_id=None, fulfillment_node_id="US-NYC-01"),
     ]
+    for event in events:  # a location field's other name: no null in its place
+        event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}
     for event in events:
         errors = [e.message for e in validator.iter_errors(event)]
         assert errors == [], (event["name"], errors)
     assert list(validator.iter_errors(f.received(("A", -1))))
+    assert list(validator.iter_errors(f.received(("A", 1), fulfillment_location_id=None)))
     assert list(validator.iter_errors(f.envelope("order.created", {})))
 
 

@@ -17,7 +17,7 @@ from inventory_sync import __version__
 from inventory_sync.api import intake
 from inventory_sync.api.auth import load_keyring
 from inventory_sync.api.docs import serve_docs
-from inventory_sync.api.problems import REF_TEMPLATE, component_schemas, register_error_handlers
+from inventory_sync.api.problems import component_schemas, register_error_handlers
 from inventory_sync.api.request_id import RequestIdMiddleware
 from inventory_sync.api.routes import events, health, ledger, metrics, reconciliation, sync
 from inventory_sync.api.schemas import IntakeAnswer
@@ -25,7 +25,6 @@ from inventory_sync.credentials import Keyring
 from inventory_sync.errors import DatabaseUnavailable
 from inventory_sync.intake.classify import Rules
 from inventory_sync.intake.recent import RecentBodies
-from inventory_sync.newstore.payloads import HANDLED_EVENT
 from inventory_sync.observability import logs
 from inventory_sync.observability.metrics import DatabaseCollector
 from inventory_sync.observability.traffic import TRAFFIC
@@ -62,12 +61,7 @@ def _declare_intake(app: FastAPI) -> None:
         schema = generate()
         components = schema.setdefault("components", {})
         components.setdefault("securitySchemes", {}).update(intake.SECURITY_SCHEMES)
-        handled = HANDLED_EVENT.json_schema(ref_template=REF_TEMPLATE)
-        named = {
-            **component_schemas(IntakeAnswer),
-            **handled.pop("$defs"),
-            "HandledEvent": handled,
-        }
+        named = {**component_schemas(IntakeAnswer), **intake.body_schemas()}
         known = components.setdefault("schemas", {})
         clashes = [name for name in named if name in known and known[name] != named[name]]
         if clashes:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import orjson
+from pydantic import AliasChoices, BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
@@ -27,6 +28,8 @@ from inventory_sync.credentials import Keyring
 from inventory_sync.errors import DatabaseUnavailable, SchemaBehind
 from inventory_sync.intake import service
 from inventory_sync.intake.classify import Status
+from inventory_sync.newstore import payloads
+from inventory_sync.newstore.payloads import HANDLED_EVENT
 from inventory_sync.observability import metrics
 from inventory_sync.observability.traffic import TRAFFIC
 
@@ -53,6 +56,30 @@ SECURITY_SCHEMES = {
 }
 
 
+def body_schemas() -> dict[str, Any]:
+    """`HandledEvent` (`newstore.payloads.HANDLED_EVENT`) and every schema it names, for
+    `components.schemas`. pydantic names a field that takes several names by the first; here
+    the schema names them all and asks for one of them, as the models do."""
+    handled = HANDLED_EVENT.json_schema(ref_template=REF_TEMPLATE)
+    named: dict[str, Any] = {**handled.pop("$defs"), "HandledEvent": handled}
+    for name, schema in named.items():
+        model = getattr(payloads, name, None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for field in model.model_fields.values():
+            alias = field.validation_alias
+            if not isinstance(alias, AliasChoices) or len(alias.choices) < 2:
+                continue
+            first, *others = [str(choice) for choice in alias.choices]
+            for other in others:
+                schema["properties"][other] = schema["properties"][first]
+            if first in schema.get("required", []):
+                schema["required"].remove(first)
+                one_of_them = [{"required": [choice]} for choice in (first, *others)]
+                schema.setdefault("allOf", []).append({"anyOf": one_of_them})
+    return named
+
+
 def operation() -> dict[str, Any]:
     """The OpenAPI operation of the webhook. It names `IntakeAnswer` and `HandledEvent` (the
     handled events, `newstore.payloads.HANDLED_EVENT`) in `components.schemas`."""
@@ -75,10 +102,10 @@ def operation() -> dict[str, Any]:
         "security": [{"WebhookKey": []}],
         "requestBody": {
             "required": True,
-            "description": "One of the events the service handles, chosen by `name`. Location "
-            "fields also take their other names (PRODUCT.md section 5) and unknown fields are "
-            "kept, not refused. An event of another name is answered `ignored`; a body that "
-            "fits no schema is stored and answered `quarantined`: no body is refused.",
+            "description": "One of the events the service handles, chosen by `name`. A field "
+            "with several names (a location) is read under the first one present; unknown "
+            "fields are kept, not refused. An event of another name is answered `ignored`; a "
+            "body that fits no schema is stored and answered `quarantined`: no body is refused.",
             "content": {"application/json": {"schema": body}},
         },
         "responses": {
