@@ -68,6 +68,7 @@ def seed(client: TestClient, settings: Settings, db: Database, erp: FakeErp) -> 
             f.adjustment(("A", 1)),
             f.handover(("B", 1)),
             f.returned({"product_id": "A", "quantity": 1, "condition_code": "2"}),
+            f.sold("A", "B"),
             f.received(("C", 1), chunk_number=1, total_chunks=3),
         )
     ]
@@ -291,6 +292,7 @@ def test_the_webhook_body_is_one_of_the_handled_events(client: TestClient) -> No
         f.asn(("A", 1)),
         f.counted(("A", 1, 0)),
         f.returned({"product_id": "A", "quantity": 1}),
+        f.sold("A"),
         f.received(("A", "6"), chunk_number=2),  # a quantity written as text is taken too
         f.received(("A", 1), fulfillment_location_id=None, fulfillment_node_id="US-NYC-01"),
     ]

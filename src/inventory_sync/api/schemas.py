@@ -184,11 +184,15 @@ class Transfer(Answer):
     tenant: str
     asn_id: str
     origin_location_id: str
-    destination_location_id: str | None
+    destination_location_id: str | None = Field(
+        description="The store whose receipts matched; null while nothing is received."
+    )
+    named_destination_location_id: str | None = Field(description="The ASN's own, if it names one.")
     transfer_order_ref: str | None
     shipment_ref: str | None
     shipped_at: Time
     status: TransferStatus
+    reason: str | None = Field(description="Why it is a `discrepancy`.")
     shipped: int
     received: int
     lines: list[TransferLine]
@@ -223,7 +227,9 @@ class CountedLine(Answer):
     stock_on_hand: int
     variance: int = Field(description="counted - stock_on_hand")
     expected: int | None = Field(description="Our position just before the count, if anchored.")
-    drift: int | None = Field(description="expected - stock_on_hand")
+    drift: int | None = Field(
+        description="stock_on_hand - expected: units NewStore booked that the ledger has not."
+    )
     anchored: bool
     anchor_counted_at: Time | None
     counted_at: Time
@@ -240,6 +246,20 @@ class ChunkSet(Answer):
     quarantined_chunks: list[int] = Field(description="Missing chunks stored but quarantined.")
     first_received_at: Time
     last_received_at: Time
+
+
+class Completeness(Answer):
+    """One store: where events are being lost."""
+
+    tenant: str
+    location_id: str
+    last_counted_at: Time | None
+    counted_lines: int = Field(description="Anchored count lines since `since`.")
+    lines_with_drift: int
+    drift_units: int = Field(description="The sum of their absolute drifts.")
+    stale_incomplete_chunk_sets: int
+    quarantined_events: int
+    score: float | None = Field(description="The share of counted lines with zero drift.")
 
 
 class TransferCounts(Answer):
@@ -268,6 +288,7 @@ class Backlog(Answer):
 class Summary(Answer):
     transfers: TransferCounts
     unmatched_receipts: int
+    unmatched_receipt_asn_ids: list[str] = Field(description="The first five ASN ids they name.")
     counts: DriftedCounts
     chunks: IncompleteChunks
     sync: Backlog
@@ -304,6 +325,10 @@ class CountPage(Page[CountedLine]):
 
 class ChunkSetPage(Page[ChunkSet]):
     """A page of incomplete chunk sets."""
+
+
+class CompletenessPage(Page[Completeness]):
+    """A page of stores."""
 
 
 class SyncMessagePage(Page[SyncMessage]):

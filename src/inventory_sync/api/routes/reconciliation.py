@@ -13,6 +13,7 @@ from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
 from inventory_sync.api.schemas import (
     ChunkSetPage,
+    CompletenessPage,
     CountPage,
     Summary,
     TransferPage,
@@ -175,7 +176,7 @@ def list_chunks(
     )
 
 
-@router.get("/completeness")
+@router.get("/completeness", response_model=CompletenessPage)
 def list_completeness(
     db: DatabaseDep,
     _role: ReadAccess,
