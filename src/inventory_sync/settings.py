@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_lines_per_event: int = Field(default=10_000, ge=1, le=LINES_LIMIT)
     keep_ignored_bodies: bool = False
+    retain_delivered_days: int = Field(default=30, ge=1, le=36_500)
+    retain_bodies_days: int = Field(default=90, ge=1, le=36_500)
+    purge_interval_minutes: int = Field(default=0, ge=0, le=525_600)
     max_header_bytes: int = Field(default=65_536, ge=1024, le=1024 * 1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from inventory_sync.settings import Settings
@@ -39,8 +40,10 @@ class TestListMessages:
         erp.by_key[pending] = Reply(503)
         run(make_worker(erp_settings(settings, erp.url), db).run_once())
 
-        everything = _page(client)
+        everything = _page(client, order="asc")
         assert [i["id"] for i in everything["items"]] == [delivered, dead, pending]
+        # Newest first unless asked otherwise.
+        assert [i["id"] for i in _page(client)["items"]] == [pending, dead, delivered]
         assert everything["next_cursor"] is None
         item = everything["items"][0]
         for name in ("id", "type", "status", "attempts", "next_attempt_at", "last_error"):
@@ -54,10 +57,11 @@ class TestListMessages:
         event_id = everything["items"][1]["event_id"]
         assert [i["id"] for i in _page(client, event_id=event_id)["items"]] == [dead]
 
-    def test_cursor_pagination(self, client: TestClient) -> None:
+    @pytest.mark.parametrize("order", ["asc", "desc"])
+    def test_cursor_pagination(self, client: TestClient, order: str) -> None:
         ids = accept(client, 5)
         seen: list[str] = []
-        params: dict[str, Any] = {"limit": 2}
+        params: dict[str, Any] = {"limit": 2, "order": order}
         while True:
             page = _page(client, **params)
             assert len(page["items"]) <= 2
@@ -65,7 +69,7 @@ class TestListMessages:
             if page["next_cursor"] is None:
                 break
             params["cursor"] = page["next_cursor"]
-        assert seen == ids
+        assert seen == (ids if order == "asc" else ids[::-1])
 
     def test_bad_parameters_are_problems_not_500(self, client: TestClient) -> None:
         for params in ({"cursor": "not-a-cursor"}, {"status": "lost"}, {"limit": 1001}):

@@ -424,26 +424,31 @@ class TestEventList:
         def ids(**filters: Any) -> list[int]:
             return [e["id"] for e in f.events(client, **filters)]
 
-        assert ids() == [receipt, handover, bad, beta]
+        # Newest first unless asked otherwise.
+        assert ids() == [beta, bad, handover, receipt]
+        assert ids(order="asc") == [receipt, handover, bad, beta]
         assert ids(status="quarantined") == [bad]
-        assert ids(status="accepted") == [receipt, handover, beta]
+        assert ids(status="accepted", order="asc") == [receipt, handover, beta]
         assert ids(name="inventory_transaction.items_ready_for_handover") == [handover]
         assert ids(tenant="beta") == [beta]
         assert ids(location_id="US-LA-07") == [handover]
-        assert ids(since="2000-01-01T00:00:00Z") == [receipt, handover, bad, beta]
+        assert ids(since="2000-01-01T00:00:00Z", order="asc") == [receipt, handover, bad, beta]
         assert ids(until="2000-01-01T00:00:00Z") == []
         listed = f.events(client, status="quarantined")[0]
         for field in ("id", "tenant", "name", "status", "error", "received_at", "payload_id"):
             assert field in listed
         assert listed["chunk_number"] == 1
 
-    def test_cursor_pagination_visits_every_event_once(self, client: TestClient) -> None:
+    @pytest.mark.parametrize("order", ["asc", "desc"])
+    def test_cursor_pagination_visits_every_event_once(
+        self, client: TestClient, order: str
+    ) -> None:
         posted = [f.post(client, f.received(("A", 1)))["event_id"] for _ in range(7)]
         seen: list[int] = []
         cursor = None
         pages = 0
         while True:
-            params: dict[str, Any] = {"limit": 3}
+            params: dict[str, Any] = {"limit": 3, "order": order}
             if cursor:
                 params["cursor"] = cursor
             page = client.get("/v1/events", params=params, headers=f.read_headers()).json()
@@ -452,7 +457,7 @@ class TestEventList:
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        assert seen == posted
+        assert seen == (posted if order == "asc" else posted[::-1])
         assert pages == 3
 
     @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from inventory_sync.api import csv_export
 from inventory_sync.api.routes import ledger as ledger_router
 from inventory_sync.storage.database import Database
 from inventory_sync.views import ledger as repository
@@ -124,14 +124,13 @@ def test_large_export_streams_in_keyset_batches(
         return original(conn, where, limit, after)
 
     monkeypatch.setattr(repository, "list_movements", spying)
-    monkeypatch.setattr(
-        repository, "stream_movements", functools.partial(repository.stream_movements, batch=100)
-    )
-    chunks = ledger_router._csv(db, repository.MovementFilter())
+    monkeypatch.setattr(csv_export, "BATCH", 100)
+    rows = ledger_router._movements(db, repository.MovementFilter())
+    chunks = csv_export.lines(ledger_router.CSV_COLUMNS, rows)
     first = next(chunks)
-    # Only the first batches were read when the first piece of the body was ready.
-    assert first.count("\n") == 501
-    assert len(fetched) <= 6
+    # Only the first batch was read when the first piece of the body was ready.
+    assert first.count("\n") == 101
+    assert len(fetched) == 1
     rest = list(chunks)
     assert fetched == [100] * 13
     body = first + "".join(rest)

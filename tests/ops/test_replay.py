@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
@@ -91,17 +90,6 @@ class TestReplayEndpoint:
         answer = client.post("/v1/events/999999/replay", headers=f.admin_headers())
         assert answer.status_code == 404
         assert answer.headers["content-type"] == "application/problem+json"
-
-
-@pytest.fixture
-def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> CliRunner:
-    """A command line configured like `settings`, away from any `.env` file."""
-    monkeypatch.chdir(str(tmp_path))
-    monkeypatch.setenv("INVSYNC_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("INVSYNC_ADMIN_TOKENS", f.ADMIN_TOKEN)
-    monkeypatch.setenv("INVSYNC_WEBHOOK_KEYS", f.WEBHOOK_KEY)
-    monkeypatch.setenv("INVSYNC_RETURN_LOCATIONS", '{"2": "damaged"}')
-    return CliRunner()
 
 
 class TestReplayCommand:

@@ -61,6 +61,8 @@ def test_every_v1_route_refuses_missing_and_wrong_tokens(client: TestClient) -> 
 def test_state_changing_routes_need_an_admin_token(client: TestClient) -> None:
     changing = [(m, p) for m, p in v1_routes(client) if m not in ("GET", "HEAD", "OPTIONS")]
     assert ("POST", "/v1/events/1/replay") in changing
+    assert ("POST", "/v1/events/1/dismiss") in changing
+    assert ("POST", "/v1/events/dismiss") in changing
     for method, path in changing:
         response = client.request(method, path, headers=f.read_headers())
         assert response.status_code == 403, (method, path, response.text)

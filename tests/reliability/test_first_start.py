@@ -131,12 +131,19 @@ def _healthy(api: h.Api) -> bool:
 
 class TestDatabase:
     @pytest.mark.parametrize(
-        "command", [["status"], ["sync", "list"], ["events", "replay", "--all"]]
+        "command",
+        [
+            ["status"],
+            ["sync", "list"],
+            ["events", "replay", "--all"],
+            ["events", "list", "--json"],
+            ["purge", "--dry-run"],
+        ],
     )
     def test_a_schema_not_migrated_is_one_line_and_exit_4(
         self, command: list[str], tmp_path: Path
     ) -> None:
-        name = f"invsync_rel_bare_{os.getpid()}_{command[0]}"
+        name = f"invsync_rel_bare_{os.getpid()}_{'_'.join(command[:2]).strip('-')}"
         with psycopg.connect(h.POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -131,7 +131,8 @@ def test_openapi_documents_the_errors_as_problems(client: TestClient) -> None:
         for method, operation in operations.items():
             answers = operation["responses"]
             assert {"401", "503"} <= set(answers), (method, path)
-            assert ("422" in answers) == bool(operation.get("parameters")), (method, path)
+            takes = operation.get("parameters") or operation.get("requestBody")
+            assert ("422" in answers) == bool(takes), (method, path)
             for status, answer in answers.items():
                 if status[0] in "45":
                     assert list(answer["content"]) == ["application/problem+json"], (path, status)

@@ -7,12 +7,17 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
+from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync.supervisor import PARENT_PID_ENV
+from inventory_sync.storage.store import open_database
+from inventory_sync.storage.tables import inbound_event
 from tests import factories as f
 from tests.erp_sync.conftest import FakeErp
 from tests.reliability import harness as h
@@ -118,3 +123,39 @@ def test_without_an_erp_url_no_worker_is_started(database_url: str, tmp_path: Pa
     api.stop()
     assert worker_pids(api.log) == []
     assert "INVSYNC_ERP_URL is not set" in api.log.read_text()
+
+
+def test_without_an_erp_url_a_purge_schedule_starts_the_worker(
+    database_url: str, tmp_path: Path
+) -> None:
+    # An event received four months ago, its body past retention.
+    api = h.Api(database_url, tmp_path, name="before")
+    api.start()
+    answer = httpx.post(
+        f"{api.url}/webhooks/newstore",
+        content=json.dumps(f.received(("A", 1))),
+        headers={"Authorization": f"Bearer {h.WEBHOOK_KEY}", "Content-Type": "application/json"},
+        timeout=10,
+    ).json()
+    api.stop()
+    e = inbound_event
+    db = open_database(database_url, pool_size=1)
+    try:
+        with db.transaction() as conn:
+            conn.execute(update(e).values(received_at=utcnow() - timedelta(days=120)))
+
+        def purged() -> bool:
+            with db.snapshot() as conn:
+                found = conn.execute(
+                    select(e.c.body_purged_at).where(e.c.id == answer["event_id"])
+                ).scalar_one()
+            return found is not None
+
+        api = h.Api(database_url, tmp_path, with_worker=True, INVSYNC_PURGE_INTERVAL_MINUTES="60")
+        api.start()
+        h.wait_until(purged, 30, "the scheduled purge")
+        api.stop()
+    finally:
+        db.dispose()
+    assert len(worker_pids(api.log)) == 1
+    assert "retention.purged" in api.log.read_text()

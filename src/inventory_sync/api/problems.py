@@ -54,6 +54,13 @@ PROBLEM_TYPES = {
             "page (no `cursor`) and follow `next_cursor` unchanged.",
         ),
         ProblemType(
+            "csv_unavailable",
+            400,
+            "No CSV form",
+            "`format=csv` on an answer that is one object (an event, a message, the summary), "
+            "not a listing. Ask for JSON, or for the listing in CSV.",
+        ),
+        ProblemType(
             "input_refused",
             400,
             "Input refused by the database",
@@ -72,7 +79,7 @@ PROBLEM_TYPES = {
             "forbidden",
             403,
             "Needs an admin token",
-            "The operation changes state (replay, retry): it takes a token of "
+            "The operation changes state (replay, dismiss, retry): it takes a token of "
             "`INVSYNC_ADMIN_TOKENS`, not an ops token.",
         ),
         ProblemType(
@@ -87,6 +94,13 @@ PROBLEM_TYPES = {
             409,
             "Already delivered",
             "The ERP has acknowledged this sync message; there is nothing to retry.",
+        ),
+        ProblemType(
+            "not_quarantined",
+            409,
+            "Not quarantined",
+            "Only a quarantined event is dismissed, and a dismissed event is not replayed: it "
+            "was set aside on purpose.",
         ),
         ProblemType(
             "too_large",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query
 
@@ -15,6 +15,10 @@ TimeQuery = Annotated[
 ]
 # PostgreSQL text cannot hold NUL: refuse it as a bad parameter rather than fail in the query.
 TextQuery = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
+Order = Annotated[
+    Literal["asc", "desc"],
+    Query(description="`desc`: newest first (the default); `asc`: oldest first."),
+]
 
 
 class BadParameter(ServiceError):

@@ -21,7 +21,7 @@ from inventory_sync.views.reconciliation.transfers import TransferStatus
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 """UTC, ISO-8601 with `Z`."""
 
-EventStatus = Literal["accepted", "ignored", "quarantined"]
+EventStatus = Literal["accepted", "ignored", "quarantined", "dismissed"]
 MessageStatus = Literal["pending", "delivered", "dead"]
 
 
@@ -63,6 +63,10 @@ class Event(Answer):
     processed_at: Time | None
     replayed_at: Time | None
     content_type: str | None
+    dismissed_at: Time | None
+    dismissed_by: str | None = Field(description="Who set it aside, and the admin token's mark.")
+    dismiss_reason: str | None
+    body_purged_at: Time | None = Field(description="When retention removed its raw body.")
 
 
 class Movement(Answer):
@@ -285,13 +289,23 @@ class Backlog(Answer):
     oldest_pending_age_seconds: float | None
 
 
+class WaitingEvents(Answer):
+    quarantined: int
+    dismissed: int = Field(description="Set aside by an admin; no longer counted as quarantined.")
+
+
 class Summary(Answer):
+    events: WaitingEvents
     transfers: TransferCounts
     unmatched_receipts: int
     unmatched_receipt_asn_ids: list[str] = Field(description="The first five ASN ids they name.")
     counts: DriftedCounts
     chunks: IncompleteChunks
     sync: Backlog
+
+
+class Dismissed(Answer):
+    dismissed: int = Field(description="How many quarantined events were dismissed.")
 
 
 class Retried(Answer):

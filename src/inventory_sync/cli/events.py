@@ -1,22 +1,46 @@
-"""Command-line verbs for stored events: `events replay EVENT_ID` and `events replay --all`."""
+"""Command-line verbs for stored events: `events list`, `events show ID`, `events replay`,
+`events dismiss`."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 
+from inventory_sync.cli import output
 from inventory_sync.cli.common import settings_or_exit
-from inventory_sync.clock import parse_timestamp
+from inventory_sync.clock import parse_timestamp, utcnow
+from inventory_sync.intake import dismiss as dismissal
 from inventory_sync.intake import service as intake
 from inventory_sync.intake.classify import Rules, Status
-from inventory_sync.storage.store import open_store
+from inventory_sync.storage.store import open_database, open_store
+from inventory_sync.views import events as events_view
 from inventory_sync.views.events import EventFilter, event_ids
 
 events_cli = typer.Typer(help="Stored NewStore events.", no_args_is_help=True)
+
+StatusOption = Annotated[
+    Literal["accepted", "ignored", "quarantined", "dismissed"] | None,
+    typer.Option(help="Only events of this status.", show_default=False),
+]
+NameOption = Annotated[str | None, typer.Option(help="Only events of this name.")]
+TenantOption = Annotated[str | None, typer.Option(help="Only events of this tenant.")]
+LocationOption = Annotated[str | None, typer.Option(help="Only events of this location.")]
+SinceOption = Annotated[
+    str | None, typer.Option(help="Received at or after (ISO-8601).", show_default=False)
+]
+UntilOption = Annotated[
+    str | None, typer.Option(help="Received before (ISO-8601).", show_default=False)
+]
+OrderOption = Annotated[
+    Literal["desc", "asc"], typer.Option(help="desc: newest first; asc: oldest first.")
+]
+LimitOption = Annotated[int, typer.Option(min=1, max=1000, help="How many to show.")]
 
 
 def _time(option: str, value: str | None) -> datetime | None:
@@ -36,19 +60,16 @@ def replay(
     all_: Annotated[
         bool, typer.Option("--all", help="Replay every quarantined event matching the filters.")
     ] = False,
-    name: Annotated[str | None, typer.Option(help="Only events of this name.")] = None,
-    tenant: Annotated[str | None, typer.Option(help="Only events of this tenant.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Received at or after (ISO-8601).", show_default=False)
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Received before (ISO-8601).", show_default=False)
-    ] = None,
+    name: NameOption = None,
+    tenant: TenantOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    json_: output.JsonOption = False,
 ) -> None:
     """Re-process quarantined events with today's code and configuration.
 
     Idempotent: an event that is no longer quarantined is left as it is. Exits 1 when an
-    event is not found or stays quarantined.
+    event is not found, is dismissed or stays quarantined.
     """
     if (event_id is None) == (not all_):
         raise typer.BadParameter("give either EVENT_ID or --all")
@@ -59,10 +80,9 @@ def replay(
     rules = Rules.from_settings(settings)
     where = EventFilter(status=Status.QUARANTINED, name=name, tenant=tenant, since=start, until=end)
 
-    async def run() -> tuple[dict[str, int], bool]:
+    async def run() -> list[dict[str, Any]]:
         store = await open_store(settings.database_url, pool_size=1)
-        totals: dict[str, int] = {}
-        failed = False
+        outcomes: list[dict[str, Any]] = []
         try:
             ids: Iterator[int] = (
                 iter([event_id]) if event_id is not None else event_ids(store.database, where)
@@ -70,21 +90,164 @@ def replay(
             # Each replay commits alone; ids are read in pages as they go.
             for current in ids:
                 outcome = await intake.replay(store, current, rules)
-                if outcome is None:
-                    typer.echo(f"event {current}: not found", err=True)
-                    failed = True
-                    continue
-                totals[outcome.status] = totals.get(outcome.status, 0) + 1
-                failed = failed or outcome.status is Status.QUARANTINED
-                detail = f" ({outcome.detail})" if outcome.detail else ""
-                typer.echo(f"event {current}: {outcome.status.value}{detail}")
+                found = {
+                    "event_id": current,
+                    "status": None if outcome is None else outcome.status.value,
+                    "detail": "not found" if outcome is None else outcome.detail,
+                }
+                if not json_:
+                    detail = f" ({found['detail']})" if found["detail"] else ""
+                    typer.echo(f"event {current}: {found['status'] or 'not found'}{detail}")
+                outcomes.append(found)
         finally:
             await store.close()
-        return totals, failed
+        return outcomes
 
-    totals, failed = asyncio.run(run())
-    if all_:
+    outcomes = asyncio.run(run())
+    totals = Counter(found["status"] or "not_found" for found in outcomes)
+    if json_:
+        output.emit_json({"replayed": outcomes, "totals": dict(totals)})
+    elif all_:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "nothing to replay"
         typer.echo(f"replayed: {summary}")
-    if failed:
+    if set(totals) & {"not_found", Status.QUARANTINED, Status.DISMISSED}:
         raise typer.Exit(1)
+
+
+@events_cli.command("list")
+def list_events(
+    status: StatusOption = None,
+    name: NameOption = None,
+    tenant: TenantOption = None,
+    location_id: LocationOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    order: OrderOption = "desc",
+    limit: LimitOption = 50,
+    json_: output.JsonOption = False,
+) -> None:
+    """Show stored events, newest first."""
+    where = EventFilter(
+        status=status,
+        name=name,
+        tenant=tenant,
+        location_id=location_id,
+        since=_time("--since", since),
+        until=_time("--until", until),
+    )
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
+        rows = events_view.list_events(conn, where, limit, None, order == "desc")
+    columns = ("id", "received_at", "status", "name", "location_id", "payload_id", "error")
+    output.listing(columns, rows, json_)
+
+
+# Fields `events show` leaves out of its first table: they get tables of their own.
+_PARTS = ("raw_body", "raw_body_base64", "movements", "erp_message")
+# How much of a raw body `events show` prints; --json and `/v1/events/{id}/raw` have it all.
+SHOWN_BODY_CHARS = 4000
+
+
+@events_cli.command("show")
+def show(
+    event_id: Annotated[int, typer.Argument(min=1, help="The event to show.")],
+    json_: output.JsonOption = False,
+) -> None:
+    """Show one event: its fields, its ledger movements, its ERP message and its raw body, as
+    GET /v1/events/ID has them. Exits 1 when there is no such event."""
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
+        event = events_view.event_detail(conn, event_id)
+    if event is None:
+        typer.echo(f"no event {event_id}", err=True)
+        raise typer.Exit(1)
+    if json_:
+        output.emit_json(event)
+        return
+    tables = [
+        output.fields({k: v for k, v in event.items() if k not in _PARTS}, title="event"),
+        output.table(
+            ("id", "location_id", "stock_location", "product_id", "quantity", "kind"),
+            event["movements"],
+            title=f"ledger movements ({event['movements_total']})",
+        ),
+    ]
+    if event["erp_message"] is not None:
+        tables.append(output.fields(event["erp_message"], title="ERP message"))
+    output.show(*tables)
+    body = event["raw_body"] or event["raw_body_base64"]
+    if body:
+        more = len(body) - SHOWN_BODY_CHARS
+        typer.echo("raw body" + (" (base64):" if event["raw_body"] is None else ":"))
+        typer.echo(body[:SHOWN_BODY_CHARS])
+        if more > 0:
+            typer.echo(f"... {more} more characters (--json, or GET /v1/events/{event_id}/raw)")
+
+
+@events_cli.command("dismiss")
+def dismiss(
+    event_id: Annotated[
+        int | None, typer.Argument(min=1, help="The event to dismiss.", show_default=False)
+    ] = None,
+    reason: Annotated[
+        str, typer.Option(help="Why it is set aside, kept with the event.", show_default=False)
+    ] = "",
+    by: Annotated[str | None, typer.Option(help="Who dismisses (default: the login name).")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Dismiss every quarantined event matching the filters.")
+    ] = False,
+    name: NameOption = None,
+    tenant: TenantOption = None,
+    location_id: LocationOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    json_: output.JsonOption = False,
+) -> None:
+    """Set quarantined events aside for good, with a reason: their status becomes
+    `dismissed`, they leave the quarantine counts, and replay refuses them; their body, error
+    and who dismissed them, when and why are kept.
+
+    --all with no filter dismisses every quarantined event. Exits 1 when EVENT_ID is not
+    found or is not quarantined.
+    """
+    if (event_id is None) == (not all_):
+        raise typer.BadParameter("give either EVENT_ID or --all")
+    filters = (name, tenant, location_id, since, until)
+    if event_id is not None and any(v is not None for v in filters):
+        raise typer.BadParameter("filters only apply with --all")
+    if not reason.strip() or len(reason) > dismissal.MAX_REASON:
+        raise typer.BadParameter(
+            f"give a reason of 1 to {dismissal.MAX_REASON} characters", param_hint="--reason"
+        )
+    where = EventFilter(
+        status=Status.QUARANTINED,
+        name=name,
+        tenant=tenant,
+        location_id=location_id,
+        since=_time("--since", since),
+        until=_time("--until", until),
+    )
+    who = f"{by or _login()} (command line)"
+    settings = settings_or_exit()
+    with open_database(settings.database_url, pool_size=1) as db:
+        ids = iter([event_id]) if event_id is not None else event_ids(db, where)
+        count = dismissal.dismiss(db, ids, reason, who, utcnow())
+        found = None
+        if event_id is not None:
+            with db.snapshot() as conn:
+                found = events_view.get_event(conn, event_id, 0)
+    if json_:
+        output.emit_json({"dismissed": count})
+    else:
+        typer.echo(f"dismissed: {count}")
+    if event_id is not None and (found is None or found.status != Status.DISMISSED):
+        status = "not found" if found is None else f"{found.status}, not quarantined"
+        typer.echo(f"event {event_id}: {status}", err=True)
+        raise typer.Exit(1)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        return "unknown"

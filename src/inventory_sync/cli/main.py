@@ -19,7 +19,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from inventory_sync.cli import events, newstore, reconciliation, sync
+from inventory_sync.cli import events, newstore, output, reconciliation, retention, sync
 from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.erp_sync import supervisor
 from inventory_sync.errors import DatabaseRefusesUs, DatabaseUnavailable, SchemaBehind
@@ -41,6 +41,7 @@ cli.add_typer(sync.sync_cli, name="sync")
 cli.add_typer(events.events_cli, name="events")
 cli.add_typer(newstore.newstore_cli, name="newstore")
 cli.command("status")(reconciliation.status)
+cli.command("purge")(retention.purge)
 
 _APP = "inventory_sync.api.app:app_factory"
 # prometheus_client's variable (observability.metrics.MULTIPROCESS_DIR), named here so that
@@ -139,7 +140,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int, no_worker: bo
         f"inventory-sync on http://{host}:{port} (POST /webhooks/newstore, docs at /docs)",
         err=True,
     )
-    run_worker = not no_worker and settings.erp_url is not None
+    # Without an ERP the worker has nothing to deliver, but it runs a scheduled purge.
+    run_worker = not no_worker and (
+        settings.erp_url is not None or settings.purge_interval_minutes > 0
+    )
     if not no_worker and not run_worker:
         typer.echo(
             "INVSYNC_ERP_URL is not set: no ERP sync worker; messages wait as pending", err=True
@@ -202,13 +206,16 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 @db_cli.command("current")
-def db_current() -> None:
+def db_current(json_: output.JsonOption = False) -> None:
     """Show the schema revision and whether it is at head (exit 1 when behind)."""
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
         found = migrate.current(conn)
     head = migrate.head()
-    typer.echo(f"current: {found or 'none'}\nhead:    {head}")
+    if json_:
+        output.emit_json({"current": found, "head": head, "at_head": found == head})
+    else:
+        typer.echo(f"current: {found or 'none'}\nhead:    {head}")
     if found != head:
         raise typer.Exit(1)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from inventory_sync.cli import output
 from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.storage.store import open_database
 from inventory_sync.views.reconciliation import summary
@@ -87,12 +87,13 @@ def render_completeness(stores: list[dict[str, Any]]) -> Table:
     return table
 
 
-def status() -> None:
+def status(json_: output.JsonOption = False) -> None:
     """Show events, ledger, stock positions, reconciliation and ERP sync at a glance."""
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             overview = summary.overview(conn)
-    console = Console()
-    console.print(render(overview))
-    console.print(render_completeness(overview["completeness"]))
+    if json_:
+        output.emit_json(overview)
+        return
+    output.show(render(overview), render_completeness(overview["completeness"]))

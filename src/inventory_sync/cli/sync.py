@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from inventory_sync.cli import output
 from inventory_sync.cli.common import settings_or_exit
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import client, outbox, standin, supervisor
@@ -42,50 +41,32 @@ def worker() -> None:
 @sync_cli.command("list")
 def list_messages(
     status: Annotated[
-        str | None, typer.Option(help="pending, delivered or dead.", show_default=False)
+        Literal["pending", "delivered", "dead"] | None,
+        typer.Option(help="Only messages of this status.", show_default=False),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    order: Annotated[
+        Literal["desc", "asc"],
+        typer.Option(help="desc: newest event first; asc: oldest first."),
+    ] = "desc",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many to show.")] = 50,
+    json_: output.JsonOption = False,
 ) -> None:
-    """Show outbox messages, oldest event first."""
-    if status not in (None, outbox.PENDING, outbox.DELIVERED, outbox.DEAD):
-        raise typer.BadParameter("expected pending, delivered or dead", param_hint="--status")
+    """Show outbox messages, newest event first."""
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             rows = outbox_view.list_messages(
-                conn, outbox_view.MessageFilter(status=status), limit, None
+                conn, outbox_view.MessageFilter(status=status), limit, None, order == "desc"
             )
-    columns = ("id", "type", "status", "attempts", "next attempt", "last error")
-    cells = [
-        (
-            row["id"],
-            row["type"],
-            row["status"],
-            str(row["attempts"]),
-            row["next_attempt_at"] or "-",
-            (row["last_error"] or "-").replace("\n", " ")[:120],
-        )
-        for row in rows
-    ]
-    console = Console()
-    if not console.is_terminal:
-        # Piped: one tab-separated line per message, for grep and scripts.
-        for line in (columns, *cells):
-            typer.echo("\t".join(line))
-        return
-    table = Table()
-    for name in columns:
-        # The id in full, never wrapped: it is what `sync retry` takes.
-        table.add_column(name, no_wrap=name in ("id", "status", "attempts"))
-    for line in cells:
-        table.add_row(*line)
-    console.print(table)
+    columns = ("id", "event_id", "type", "status", "attempts", "next_attempt_at", "last_error")
+    output.listing(columns, rows, json_)
 
 
 @sync_cli.command("retry")
 def retry(
     message_id: Annotated[str | None, typer.Argument(show_default=False)] = None,
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Retry every dead message.")] = False,
+    json_: output.JsonOption = False,
 ) -> None:
     """Deliver MESSAGE_ID again now, or every dead message with --all-dead."""
     if (message_id is None) == (not all_dead):
@@ -94,7 +75,11 @@ def retry(
     with open_database(settings.database_url, pool_size=1) as db:
         with db.transaction() as conn:
             if all_dead:
-                typer.echo(f"{outbox.retry_dead(conn, utcnow())} dead message(s) back to pending")
+                retried = outbox.retry_dead(conn, utcnow())
+                if json_:
+                    output.emit_json({"retried": retried})
+                else:
+                    typer.echo(f"{retried} dead message(s) back to pending")
                 return
             assert message_id is not None
             before = outbox.retry(conn, message_id, utcnow())
@@ -104,21 +89,25 @@ def retry(
     if before == outbox.DELIVERED:
         typer.echo(f"{message_id} is already delivered", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{message_id}: {before} -> pending, due now")
+    if json_:
+        output.emit_json({"id": message_id, "was": before, "status": outbox.PENDING})
+    else:
+        typer.echo(f"{message_id}: {before} -> pending, due now")
 
 
 @sync_cli.command("status")
-def status() -> None:
+def status(json_: output.JsonOption = False) -> None:
     """Pending, delivered and dead counts, and the age of the oldest pending message."""
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db:
         with db.snapshot() as conn:
             backlog = outbox_view.backlog(conn)
+    if json_:
+        output.emit_json(backlog)
+        return
     age = backlog["oldest_pending_age_seconds"]
-    typer.echo(
-        f"pending {backlog['pending']}  delivered {backlog['delivered']}  dead {backlog['dead']}"
-        f"  oldest pending {'-' if age is None else f'{age:.0f}s'}"
-    )
+    shown = {**backlog, "oldest_pending_age_seconds": None if age is None else f"{age:.0f}s"}
+    output.show(output.fields(shown, title="ERP sync"))
 
 
 def erp_standin(

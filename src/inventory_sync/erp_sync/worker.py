@@ -38,7 +38,7 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from inventory_sync.clock import utcnow
-from inventory_sync.erp_sync import outbox, supervisor
+from inventory_sync.erp_sync import housekeeping, outbox, supervisor
 from inventory_sync.erp_sync.breaker import Breaker
 from inventory_sync.erp_sync.client import ErpClient, Outcome, Result
 from inventory_sync.erp_sync.heartbeat import Heartbeat, State
@@ -516,7 +516,11 @@ def run_until_signalled(settings: Settings) -> None:
                 log.warning("erp_sync.database_unavailable", extra={"error": str(error)[:200]})
             worker = Worker(settings, store)
             heartbeat = Heartbeat(store.database, worker.name)
-            await asyncio.gather(worker.run(stop), heartbeat.run(stop, worker.status))
+            await asyncio.gather(
+                worker.run(stop),
+                heartbeat.run(stop, worker.status),
+                housekeeping.purge_periodically(store.database, settings, stop),
+            )
         finally:
             watchdog.cancel()
             await store.close()

@@ -29,6 +29,9 @@ class Status(StrEnum):
     """Well-formed, but of an event name the service does not handle; stored, not applied."""
     QUARANTINED = "quarantined"
     """Stored with the reason it cannot be processed; replayable."""
+    DISMISSED = "dismissed"
+    """A quarantined event an admin set aside (`intake.dismiss`); never an answer to NewStore:
+    a redelivery of it is a `duplicate`."""
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,10 @@ async def _store(
         if recorded.holder is None:
             return Outcome(item.status, recorded.event_id, item.error, item.name)
         holder = recorded.holder
-        if holder.status == Status.IGNORED:
-            return _duplicate(holder.id, item.name)  # a redelivery, counted once
+        if holder.status in (Status.IGNORED, Status.DISMISSED):
+            # A redelivery, counted once; a dismissed one is stored, which is all NewStore
+            # needs to hear (its statuses are the webhook's four).
+            return _duplicate(holder.id, item.name)
         # The same bytes again: the same answer as the first time.
         return Outcome(Status(holder.status), holder.id, holder.error, item.name)
 

@@ -97,7 +97,8 @@ inbound_event = Table(
     Column("payload_id", Text),
     Column("chunk_number", Integer),
     Column("total_chunks", Integer),
-    # accepted | ignored | quarantined
+    # accepted | ignored | quarantined | dismissed (a quarantined event an admin set aside,
+    # with who, when and why below; never an answer to NewStore)
     Column("status", String(16), nullable=False),
     Column("error", Text),
     Column("content_hash", String(64)),
@@ -111,6 +112,11 @@ inbound_event = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("processed_at", UTCDateTime()),
     Column("replayed_at", UTCDateTime()),
+    Column("dismissed_at", UTCDateTime()),
+    Column("dismissed_by", Text),
+    Column("dismiss_reason", Text),
+    # When retention emptied `raw_body` (storage.retention); the row itself stays.
+    Column("body_purged_at", UTCDateTime()),
     Index(None, "status", "id"),
     Index(None, "name", "id"),
     Index(None, "tenant", "payload_id"),
@@ -269,6 +275,19 @@ sync_attempt = Table(
     Column("outcome", String(16), nullable=False),
     Column("worker", Text),
     Index(None, "message_id", "id"),
+)
+
+
+# What retention deleted of the attempt log with delivered messages (storage.retention), by
+# outcome: the delivery totals read from the database (`/metrics`) count these too, and so
+# never go down. Only ever inserted, one row per purged batch and outcome.
+purged_attempts = Table(
+    "purged_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("purged_at", UTCDateTime(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("attempts", BigInteger, nullable=False),
 )
 
 

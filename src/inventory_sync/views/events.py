@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,8 @@ from inventory_sync.clock import iso
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.filters import narrow
 from inventory_sync.storage.tables import inbound_event
+from inventory_sync.views import ledger as ledger_view
+from inventory_sync.views import outbox as outbox_view
 
 e = inbound_event
 SUMMARY = [c for c in e.c if c.name not in ("raw_body", "slot", "content_hash")]
@@ -39,6 +42,10 @@ def event_json(row: Any) -> dict[str, Any]:
         "processed_at": iso(row.processed_at),
         "replayed_at": iso(row.replayed_at),
         "content_type": row.content_type,
+        "dismissed_at": iso(row.dismissed_at),
+        "dismissed_by": row.dismissed_by,
+        "dismiss_reason": row.dismiss_reason,
+        "body_purged_at": iso(row.body_purged_at),
     }
 
 
@@ -55,9 +62,9 @@ class EventFilter:
     """On `received_at`, exclusive."""
 
 
-def _filtered(columns: list[Any], where: EventFilter) -> Any:
+def _filtered(columns: list[Any], where: EventFilter, newest_first: bool = False) -> Any:
     return narrow(
-        select(*columns).order_by(e.c.id),
+        select(*columns).order_by(e.c.id.desc() if newest_first else e.c.id),
         [
             (e.c.status, where.status),
             (e.c.name, where.name),
@@ -72,18 +79,25 @@ def _filtered(columns: list[Any], where: EventFilter) -> Any:
 
 
 def list_events(
-    conn: Connection, where: EventFilter, limit: int, after: int | None
+    conn: Connection,
+    where: EventFilter,
+    limit: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Events in arrival order, after the id `after`."""
-    query = _filtered(SUMMARY, where).limit(limit)
+    """Events in arrival order, or newest first, from just past the id `after`."""
+    query = _filtered(SUMMARY, where, newest_first).limit(limit)
     if after is not None:
-        query = query.where(e.c.id > after)
+        query = query.where(e.c.id < after if newest_first else e.c.id > after)
     return [event_json(row) for row in conn.execute(query)]
 
 
 def body_kept(row: Any) -> bool:
-    """Whether the event's raw body is stored: every one is, but an ignored event's only with
-    INVSYNC_KEEP_IGNORED_BODIES (an empty body is never ignored, it is quarantined)."""
+    """Whether the event's raw body is stored: every one is until retention purges it, but an
+    ignored event's only with INVSYNC_KEEP_IGNORED_BODIES (an empty body is never ignored, it
+    is quarantined)."""
+    if row.body_purged_at is not None:
+        return False
     return bool(row.status != "ignored" or row.raw_body_bytes > 0)
 
 
@@ -96,6 +110,41 @@ def get_event(conn: Connection, event_id: int, inline_bytes: int | None = None) 
         raw = case((size <= inline_bytes, e.c.raw_body), else_=None).label("raw_body")
     columns = [c for c in e.c if c.name != "raw_body"]
     return conn.execute(select(*columns, raw, size).where(e.c.id == event_id)).one_or_none()
+
+
+# What one event's detail holds at most, so that a large event costs what a page costs; the
+# rest is a request away (`/raw`, `/v1/ledger?event_id=`).
+INLINE_BODY_BYTES = 1024 * 1024
+INLINE_MOVEMENTS = 1000
+
+
+def event_detail(conn: Connection, event_id: int) -> dict[str, Any] | None:
+    """One event with its raw body (as text when it is UTF-8, else base64; neither when it is
+    over `INLINE_BODY_BYTES`), its first `INLINE_MOVEMENTS` ledger movements with
+    `movements_total`, and its ERP message without the document; None if there is no such
+    event."""
+    row = get_event(conn, event_id, INLINE_BODY_BYTES)
+    if row is None:
+        return None
+    body = event_json(row)
+    body["raw_body_kept"] = body_kept(row)
+    body["raw_body_bytes"] = row.raw_body_bytes
+    body["raw_body"] = body["raw_body_base64"] = None
+    if row.raw_body is not None and body["raw_body_kept"]:
+        try:
+            body["raw_body"] = row.raw_body.decode("utf-8")
+        except UnicodeDecodeError:
+            body["raw_body_base64"] = base64.b64encode(row.raw_body).decode()
+    where = ledger_view.MovementFilter(event_id=event_id)
+    movements = ledger_view.list_movements(conn, where, INLINE_MOVEMENTS, None)
+    body["movements"] = movements
+    body["movements_total"] = (
+        len(movements)
+        if len(movements) < INLINE_MOVEMENTS
+        else ledger_view.count_of_event(conn, event_id)
+    )
+    body["erp_message"] = outbox_view.message_for_event(conn, event_id)
+    return body
 
 
 def event_ids(db: Database, where: EventFilter) -> Iterator[int]:
@@ -111,8 +160,9 @@ def event_ids(db: Database, where: EventFilter) -> Iterator[int]:
         after = ids[-1]
 
 
-def count_by_status(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(e.c.status, func.count()).group_by(e.c.status).order_by(e.c.status))
+def count_by_status(conn: Connection, tenant: str | None = None) -> dict[str, int]:
+    query = select(e.c.status, func.count()).group_by(e.c.status).order_by(e.c.status)
+    rows = conn.execute(narrow(query, [(e.c.tenant, tenant)]))
     return {status: int(number) for status, number in rows}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -108,19 +108,6 @@ def count_of_event(conn: Connection, event_id: int) -> int:
     return int(
         conn.execute(select(func.count()).select_from(m).where(of_event(event_id))).scalar_one()
     )
-
-
-def stream_movements(
-    conn: Connection, where: MovementFilter, batch: int = 5000
-) -> Iterator[dict[str, Any]]:
-    """Every matching movement, fetched in keyset batches so memory stays flat at any size."""
-    after: int | None = None
-    while True:
-        rows = list_movements(conn, where, batch, after)
-        yield from rows
-        if len(rows) < batch:
-            return
-        after = rows[-1]["id"]
 
 
 @dataclass(frozen=True)

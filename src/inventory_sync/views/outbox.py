@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from inventory_sync.clock import iso, utcnow
 from inventory_sync.storage.filters import narrow
-from inventory_sync.storage.tables import outbox_message, sync_attempt
+from inventory_sync.storage.tables import outbox_message, purged_attempts, sync_attempt
 
 m = outbox_message
 SUMMARY = [c for c in m.c if c.name != "document"]
@@ -71,10 +71,16 @@ class MessageFilter:
 
 
 def list_messages(
-    conn: Connection, where: MessageFilter, limit: int, after: int | None
+    conn: Connection,
+    where: MessageFilter,
+    limit: int,
+    after: int | None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Messages in the order their events were accepted (by `event_id`), after a cursor."""
-    query = select(*SUMMARY).order_by(m.c.event_id).limit(limit)
+    """Messages in the order their events were accepted (by `event_id`), or newest first, from
+    just past the event id `after`."""
+    order = m.c.event_id.desc() if newest_first else m.c.event_id
+    query = select(*SUMMARY).order_by(order).limit(limit)
     query = narrow(
         query,
         [
@@ -86,7 +92,7 @@ def list_messages(
         ],
     )
     if after is not None:
-        query = query.where(m.c.event_id > after)
+        query = query.where(m.c.event_id < after if newest_first else m.c.event_id > after)
     return [message_json(row) for row in conn.execute(query)]
 
 
@@ -114,6 +120,13 @@ def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
 
 
 def attempts_by_outcome(conn: Connection) -> dict[str, int]:
-    a = sync_attempt
-    rows = conn.execute(select(a.c.outcome, func.count()).group_by(a.c.outcome))
-    return {outcome: int(number) for outcome, number in rows}
+    """Every delivery attempt ever made by outcome, those retention purged included."""
+    a, p = sync_attempt, purged_attempts
+    totals: dict[str, int] = {}
+    for query in (
+        select(a.c.outcome, func.count()).group_by(a.c.outcome),
+        select(p.c.outcome, func.sum(p.c.attempts)).group_by(p.c.outcome),
+    ):
+        for outcome, number in conn.execute(query):
+            totals[outcome] = totals.get(outcome, 0) + int(number)
+    return totals

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
 
-from inventory_sync.api import pagination
+from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
@@ -42,37 +38,15 @@ CSV_COLUMNS = [
 ]
 
 
-# A spreadsheet reads a cell that starts with one of these as a formula (OWASP's CSV
-# injection); ids come from NewStore's users and are written as text, never run.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+def _movements(db: Database, where: ledger_view.MovementFilter) -> Iterator[dict[str, Any]]:
+    return csv_export.every_row(
+        db,
+        lambda conn, limit, after: ledger_view.list_movements(conn, where, limit, after),
+        lambda row: row["id"],
+    )
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _csv(db: Database, where: ledger_view.MovementFilter) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    with db.snapshot() as conn:
-        for n, row in enumerate(ledger_view.stream_movements(conn, where), start=1):
-            row["references"] = json.dumps(row["references"], ensure_ascii=False, sort_keys=True)
-            writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
-            if n % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue()
-
-
-@router.get(
-    "/ledger",
-    response_model=MovementPage,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
-)
+@router.get("/ledger", response_model=MovementPage, responses=csv_export.RESPONSES)
 def list_ledger(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -84,7 +58,7 @@ def list_ledger(
     since: TimeQuery = None,
     until: TimeQuery = None,
     event_id: Annotated[int | None, Query(ge=1, le=MAX_EVENT_ID)] = None,
-    format: Literal["json", "csv"] = "json",
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
@@ -101,11 +75,7 @@ def list_ledger(
         event_id=event_id,
     )
     if format == "csv":
-        return StreamingResponse(
-            _csv(db, where),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
-        )
+        return csv_export.response("ledger", CSV_COLUMNS, _movements(db, where))
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
@@ -113,7 +83,22 @@ def list_ledger(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/stock", response_model=StockPage)
+STOCK_CSV_COLUMNS = [
+    *ledger_view.KEY,
+    "on_hand",
+    "anchored",
+    "last_count_counted",
+    "last_count_stock_on_hand",
+    "last_count_counted_at",
+]
+
+
+def _flat_position(position: dict[str, Any]) -> dict[str, Any]:
+    last = position["last_count"] or {}
+    return {**position, **{f"last_count_{k}": v for k, v in last.items()}}
+
+
+@router.get("/stock", response_model=StockPage, responses=csv_export.RESPONSES)
 def list_stock(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -121,12 +106,22 @@ def list_stock(
     product_id: TextQuery = None,
     stock_location: TextQuery = None,
     tenant: TextQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Stock positions: the latest count plus later movements (`anchored`), or the sum of all
-    movements where no count exists yet."""
+    movements where no count exists yet. `format=csv` streams every matching position, with
+    `last_count` as three columns `last_count_counted`, `last_count_stock_on_hand` and
+    `last_count_counted_at`."""
     where = ledger_view.StockFilter(tenant, location_id, product_id, stock_location)
+    if format == "csv":
+        every = csv_export.every_row(
+            db,
+            lambda conn, limit, after: ledger_view.stock_positions(conn, where, limit, after),
+            lambda row: [row[k] for k in ledger_view.KEY],
+        )
+        return csv_export.response("stock", STOCK_CSV_COLUMNS, map(_flat_position, every))
     after = pagination.decode(cursor, (str, str, str, str))
     with db.snapshot() as conn:
         rows = ledger_view.stock_positions(conn, where, limit + 1, after)

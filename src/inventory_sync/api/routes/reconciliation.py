@@ -3,13 +3,14 @@ completeness per store."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from inventory_sync.api import pagination
+from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
+from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
 from inventory_sync.api.schemas import (
     ChunkSetPage,
@@ -24,18 +25,97 @@ from inventory_sync.views.reconciliation import chunks, completeness, counts, su
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
 
+# CSV: one row per product line of a transfer or of an unmatched receipt, the transfer's or
+# receipt's own fields repeated on each.
+TRANSFER_CSV_COLUMNS = [
+    "tenant",
+    "asn_id",
+    "origin_location_id",
+    "destination_location_id",
+    "named_destination_location_id",
+    "transfer_order_ref",
+    "shipment_ref",
+    "shipped_at",
+    "status",
+    "reason",
+    "product_id",
+    "shipped",
+    "received",
+    "difference",
+]
+UNMATCHED_CSV_COLUMNS = [
+    "event_id",
+    "tenant",
+    "payload_id",
+    "chunk_number",
+    "location_id",
+    "asn_id",
+    "shipment_ref",
+    "occurred_at",
+    "product_id",
+    "received",
+]
+COUNT_CSV_COLUMNS = [
+    "id",
+    "tenant",
+    "count_id",
+    "event_id",
+    "location_id",
+    "stock_location",
+    "product_id",
+    "counted",
+    "stock_on_hand",
+    "variance",
+    "expected",
+    "drift",
+    "anchored",
+    "anchor_counted_at",
+    "counted_at",
+]
+# The chunk-number lists are JSON arrays in one cell.
+CHUNK_CSV_COLUMNS = [
+    "tenant",
+    "event_name",
+    "payload_id",
+    "total_chunks",
+    "received_chunks",
+    "missing_count",
+    "missing_chunks",
+    "quarantined_chunks",
+    "first_received_at",
+    "last_received_at",
+]
+COMPLETENESS_CSV_COLUMNS = [
+    "tenant",
+    "location_id",
+    "last_counted_at",
+    "counted_lines",
+    "lines_with_drift",
+    "drift_units",
+    "stale_incomplete_chunk_sets",
+    "quarantined_events",
+    "score",
+]
 
-@router.get("", response_model=Summary)
-def get_summary(db: DatabaseDep, _role: ReadAccess, tenant: TextQuery = None) -> Any:
-    """Counts of transfers by status, receipts naming an unknown ASN (`unmatched_receipts`, and
-    the first five ASN ids they name, `unmatched_receipt_asn_ids`), count lines whose drift is
-    not zero, incomplete chunk sets, and the ERP sync backlog (`pending`, `delivered`, `dead`,
-    `oldest_pending_age_seconds`)."""
+
+@router.get("", response_model=Summary, responses=responses("csv_unavailable"))
+def get_summary(
+    db: DatabaseDep,
+    _role: ReadAccess,
+    tenant: TextQuery = None,
+    format: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> Any:
+    """Counts of events waiting for a look (`events`: `quarantined`, and `dismissed`, which an
+    admin set aside and which no longer count as quarantined), transfers by status, receipts
+    naming an unknown ASN (`unmatched_receipts`, and the first five ASN ids they name,
+    `unmatched_receipt_asn_ids`), count lines whose drift is not zero, incomplete chunk sets, and
+    the ERP sync backlog (`pending`, `delivered`, `dead`, `oldest_pending_age_seconds`)."""
+    csv_export.refuse(format, "the reconciliation summary")
     with db.snapshot() as conn:
         return summary.summary(conn, tenant)
 
 
-@router.get("/transfers", response_model=TransferPage)
+@router.get("/transfers", response_model=TransferPage, responses=csv_export.RESPONSES)
 def list_transfers(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -48,6 +128,7 @@ def list_transfers(
     status: transfers.TransferStatus | None = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
@@ -59,7 +140,8 @@ def list_transfers(
     product over, or received without being shipped, or received elsewhere than the ASN named or
     at several stores; `reason` says which), `partially_received` (otherwise: some short).
     `since`/`until` filter on the ship date (`until` exclusive). Receipts naming an unknown ASN
-    are at `/v1/reconciliation/transfers/unmatched`."""
+    are at `/v1/reconciliation/transfers/unmatched`. `format=csv` streams every matching
+    transfer, one row per product line."""
     where = transfers.TransferFilter(
         tenant=tenant,
         asn_id=asn_id,
@@ -71,13 +153,30 @@ def list_transfers(
         since=timestamp("since", since),
         until=timestamp("until", until),
     )
+
+    def position(row: dict[str, Any]) -> list[str]:
+        return [row["tenant"], row["asn_id"]]
+
+    if format == "csv":
+        every = csv_export.every_row(
+            db,
+            lambda conn, size, after: transfers.list_transfers(conn, where, size, after),
+            position,
+        )
+        return csv_export.response(
+            "transfers", TRANSFER_CSV_COLUMNS, csv_export.per_line(every, "lines")
+        )
     after = pagination.decode(cursor, (str, str))
     with db.snapshot() as conn:
         rows = transfers.list_transfers(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["tenant"], row["asn_id"]])
+    return pagination.page(rows, limit, position)
 
 
-@router.get("/transfers/unmatched", response_model=UnmatchedReceiptPage)
+@router.get(
+    "/transfers/unmatched",
+    response_model=UnmatchedReceiptPage,
+    responses=csv_export.RESPONSES,
+)
 def list_unmatched_receipts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -87,12 +186,14 @@ def list_unmatched_receipts(
     shipment_ref: TextQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Receipt events that name an `asn_id` or `shipment_ref` matching no ASN we have seen, in
     arrival order, with their received lines. One arriving ASN moves them to `/transfers`.
-    `since`/`until` filter on the receipt's `occurred_at` (`until` exclusive)."""
+    `since`/`until` filter on the receipt's `occurred_at` (`until` exclusive). `format=csv`
+    streams every matching receipt, one row per product line."""
     where = transfers.UnmatchedFilter(
         tenant=tenant,
         location_id=location_id,
@@ -101,6 +202,15 @@ def list_unmatched_receipts(
         since=timestamp("since", since),
         until=timestamp("until", until),
     )
+    if format == "csv":
+        every = csv_export.every_row(
+            db,
+            lambda conn, size, after: transfers.list_unmatched(conn, where, size, after),
+            lambda row: row["event_id"],
+        )
+        return csv_export.response(
+            "unmatched-receipts", UNMATCHED_CSV_COLUMNS, csv_export.per_line(every, "lines")
+        )
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
@@ -108,7 +218,7 @@ def list_unmatched_receipts(
     return pagination.page(rows, limit, lambda row: [row["event_id"]])
 
 
-@router.get("/counts", response_model=CountPage)
+@router.get("/counts", response_model=CountPage, responses=csv_export.RESPONSES)
 def list_counts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -120,6 +230,7 @@ def list_counts(
     drifted: bool | None = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
@@ -128,7 +239,7 @@ def list_counts(
     count plus our movements up to this count) and `drift` = stock_on_hand - expected, the units
     NewStore booked that we have no event for (0 when every event arrived); both null when not
     anchored. `drifted=true` keeps lines with a non-zero drift. `since`/`until` filter
-    on `counted_at` (`until` exclusive)."""
+    on `counted_at` (`until` exclusive). `format=csv` streams every matching line."""
     where = counts.CountFilter(
         tenant=tenant,
         location_id=location_id,
@@ -139,6 +250,13 @@ def list_counts(
         since=timestamp("since", since),
         until=timestamp("until", until),
     )
+    if format == "csv":
+        every = csv_export.every_row(
+            db,
+            lambda conn, size, after: counts.list_counts(conn, where, size, after),
+            lambda row: row["id"],
+        )
+        return csv_export.response("counts", COUNT_CSV_COLUMNS, every)
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
@@ -146,7 +264,7 @@ def list_counts(
     return pagination.page(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/chunks", response_model=ChunkSetPage)
+@router.get("/chunks", response_model=ChunkSetPage, responses=csv_export.RESPONSES)
 def list_chunks(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -155,12 +273,14 @@ def list_chunks(
     payload_id: TextQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Transactions whose chunks 1..total_chunks have not all been accepted: the chunk numbers
     still missing (the first 1000), and which of them are stored but quarantined (replay them).
-    `since`/`until` filter on when the first chunk arrived (`until` exclusive)."""
+    `since`/`until` filter on when the first chunk arrived (`until` exclusive). `format=csv`
+    streams every matching set, the chunk-number lists as JSON arrays."""
     where = chunks.ChunkFilter(
         tenant=tenant,
         name=event_name,
@@ -168,21 +288,29 @@ def list_chunks(
         since=timestamp("since", since),
         until=timestamp("until", until),
     )
+
+    def position(row: dict[str, Any]) -> list[str]:
+        return [row["tenant"], row["event_name"], row["payload_id"]]
+
+    if format == "csv":
+        every = csv_export.every_row(
+            db, lambda conn, size, after: chunks.list_incomplete(conn, where, size, after), position
+        )
+        return csv_export.response("incomplete-chunks", CHUNK_CSV_COLUMNS, every)
     after = pagination.decode(cursor, (str, str, str))
     with db.snapshot() as conn:
         rows = chunks.list_incomplete(conn, where, limit + 1, after)
-    return pagination.page(
-        rows, limit, lambda row: [row["tenant"], row["event_name"], row["payload_id"]]
-    )
+    return pagination.page(rows, limit, position)
 
 
-@router.get("/completeness", response_model=CompletenessPage)
+@router.get("/completeness", response_model=CompletenessPage, responses=csv_export.RESPONSES)
 def list_completeness(
     db: DatabaseDep,
     _role: ReadAccess,
     tenant: TextQuery = None,
     location_id: TextQuery = None,
     since: TimeQuery = None,
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
@@ -192,7 +320,7 @@ def list_completeness(
     without any); `stale_incomplete_chunk_sets` (first chunk since `since`, still incomplete
     after NewStore's 15-minute delivery window); `quarantined_events` (received since `since`).
     `since` defaults to 30 days ago. Stores are listed when they have any of these or were ever
-    counted, ordered by tenant and location."""
+    counted, ordered by tenant and location. `format=csv` gives every store."""
     now = utcnow()
     where = completeness.CompletenessFilter(
         since=timestamp("since", since) or now - completeness.WINDOW,
@@ -202,6 +330,8 @@ def list_completeness(
     after = pagination.decode(cursor, (str, str))
     with db.snapshot() as conn:
         rows = completeness.by_location(conn, where, now)
+    if format == "csv":
+        return csv_export.response("completeness", COMPLETENESS_CSV_COLUMNS, rows)
     if after is not None:
         rows = [row for row in rows if [row["tenant"], row["location_id"]] > after]
     return pagination.page(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])

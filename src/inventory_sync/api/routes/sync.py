@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from inventory_sync.api import pagination
+from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.problems import responses
-from inventory_sync.api.queryparams import TextQuery
+from inventory_sync.api.queryparams import Order, TextQuery
 from inventory_sync.api.schemas import (
     MessageStatus,
     Retried,
@@ -28,12 +28,31 @@ router = APIRouter(prefix="/v1/sync", tags=["erp sync"])
 MessageId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 
 
+CSV_COLUMNS = [
+    "id",
+    "type",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "last_status_code",
+    "event_id",
+    "tenant",
+    "location_id",
+    "created_at",
+    "updated_at",
+    "delivered_at",
+    "claimed_by",
+    "claimed_until",
+]
+
+
 class AlreadyDelivered(ServiceError):
     status_code = 409
     code = "already_delivered"
 
 
-@router.get("/messages", response_model=SyncMessagePage)
+@router.get("/messages", response_model=SyncMessagePage, responses=csv_export.RESPONSES)
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -42,28 +61,45 @@ def list_messages(
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     tenant: TextQuery = None,
     location_id: TextQuery = None,
+    order: Order = "desc",
+    format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
-    """Outbox messages, one per accepted event, in the order the events were accepted.
+    """Outbox messages, one per accepted event, newest event first (`order=asc`: in the
+    order the events were accepted); a cursor continues in the order it was issued with.
     `attempts` counts the tries that spend the retry budget; tries made while the ERP was
-    down are in the message's `attempt_log` but not counted."""
+    down are in the message's `attempt_log` but not counted. `format=csv` streams every
+    matching message, without its document."""
     where = outbox_view.MessageFilter(status, type, event_id, tenant, location_id)
+    newest_first = order == "desc"
+
+    def fetch(conn: Any, size: int, after: int | None) -> list[dict[str, Any]]:
+        return outbox_view.list_messages(conn, where, size, after, newest_first)
+
+    if format == "csv":
+        every = csv_export.every_row(db, fetch, lambda row: row["event_id"])
+        return csv_export.response("sync-messages", CSV_COLUMNS, every)
     position = pagination.decode(cursor, (int,))
-    after = int(position[0]) if position else None
     with db.snapshot() as conn:
-        rows = outbox_view.list_messages(conn, where, limit + 1, after)
+        rows = fetch(conn, limit + 1, int(position[0]) if position else None)
     return pagination.page(rows, limit, lambda row: [row["event_id"]])
 
 
 @router.get(
     "/messages/{message_id}",
     response_model=SyncMessageDetail,
-    responses=responses("not_found"),
+    responses=responses("not_found", "csv_unavailable"),
 )
-def get_message(db: DatabaseDep, _role: ReadAccess, message_id: MessageId) -> Any:
+def get_message(
+    db: DatabaseDep,
+    _role: ReadAccess,
+    message_id: MessageId,
+    format: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> Any:
     """One message with its document and every delivery attempt (`attempt_log`: time, status
     code, error, duration, outcome), oldest first."""
+    csv_export.refuse(format, "a sync message")
     with db.snapshot() as conn:
         body = outbox_view.get_message(conn, message_id)
     if body is None:

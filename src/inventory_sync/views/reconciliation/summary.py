@@ -15,10 +15,13 @@ from inventory_sync.views.reconciliation import chunks, completeness, counts, tr
 
 
 def summary(conn: Connection, tenant: str | None = None) -> dict[str, Any]:
-    """Transfers by status, unmatched receipts, drifted count lines, incomplete chunk sets and
-    the ERP sync backlog. `tenant` narrows everything but the ERP backlog, which is global."""
+    """Quarantined and dismissed events, transfers by status, unmatched receipts, drifted count
+    lines, incomplete chunk sets and the ERP sync backlog. `tenant` narrows everything but the
+    ERP backlog, which is global."""
     by_status = transfers.count_by_status(conn, tenant)
+    events = events_view.count_by_status(conn, tenant)
     return {
+        "events": {status: events.get(status, 0) for status in ("quarantined", "dismissed")},
         "transfers": {**by_status, "total": sum(by_status.values())},
         "unmatched_receipts": transfers.count_unmatched(conn, tenant),
         "unmatched_receipt_asn_ids": transfers.first_unmatched_asn_ids(conn, tenant),
@@ -35,10 +38,10 @@ def overview(conn: Connection) -> dict[str, Any]:
     now = utcnow()
     window = completeness.CompletenessFilter(since=now - completeness.WINDOW)
     return {
+        **summary(conn),
         "events": events_view.count_by_status(conn),
         "movements": ledger_view.count_by_kind(conn),
         "stock_positions": ledger_view.count_positions(conn),
-        **summary(conn),
         "workers": dict(workers_view.count_by_state(workers_view.workers(conn))),
         "completeness": completeness.by_location(conn, window, now),
     }
