@@ -87,6 +87,10 @@ def seed(client: TestClient, settings: Settings, db: Database, erp: FakeErp) -> 
     erp.by_key[dead] = Reply(422, body="unknown product")
     erp.by_key[pending] = Reply(503)
     run(make_worker(erp_settings(settings, erp.url), db).run_once())
+    dismissed = client.post(
+        f"/v1/events/{binary}/dismiss", json={"reason": "not JSON"}, headers=f.admin_headers()
+    )
+    assert dismissed.status_code == 200, dismissed.text
     return {
         "event_id": [*events, quarantined, binary, ignored["event_id"]],
         "message_id": messages,
@@ -217,6 +221,23 @@ def test_answers_that_change_state_match_their_declaration(
     )
     assert answer.status_code == 403
     assert checker.check("POST", "/v1/sync/messages/retry", headers=admin).status_code == 200
+    dismiss = "/v1/events/{event_id}/dismiss"
+    reason = {"reason": "a test event"}
+    for event_id, status in ((ids["quarantined"], 200), (ids["event_id"][0], 409)):
+        answer = checker.check(
+            "POST", dismiss, path_parameters={"event_id": event_id}, headers=admin, body=reason
+        )
+        assert answer.status_code == status, answer.text
+    answer = checker.check("POST", replay, path_parameters={"event_id": ids["quarantined"]})
+    assert answer.status_code == 401
+    answer = checker.check(
+        "POST", replay, path_parameters={"event_id": ids["quarantined"]}, headers=admin
+    )
+    assert answer.status_code == 409
+    bulk = checker.check("POST", "/v1/events/dismiss", headers=admin, body={"reason": "x"})
+    assert bulk.status_code == 422
+    bulk = {"reason": "x", "all": True}
+    assert checker.check("POST", "/v1/events/dismiss", headers=admin, body=bulk).status_code == 200
     webhook = "/webhooks/newstore"
     key = f.webhook_headers()
     assert checker.check("POST", webhook, body=f.received(("W", 1)), headers=key).status_code == 200
@@ -240,6 +261,7 @@ def test_problem_answers_match_their_declaration(client: TestClient) -> None:
         ("/v1/events", {"cursor": "not-a-cursor"}, 400),
         ("/v1/events", {"limit": 0}, 422),
         ("/v1/ledger", {"since": "yesterday"}, 422),
+        ("/v1/reconciliation", {"format": "csv"}, 400),
     ]
     for path, query, status in mistakes:
         assert checker.check("GET", path, query=query, headers=read).status_code == status
