@@ -67,8 +67,8 @@ def environment(service: str) -> dict[str, str]:
 def test_the_image_is_built_once_and_every_service_runs_it() -> None:
     services = COMPOSE["services"]
     built = [name for name, service in services.items() if "build" in service]
-    assert built == ["migrate"]
-    ours = [name for name, service in services.items() if name != "postgres"]
+    assert built == ["migrate", "tryton"]  # the demo ERP of the `tryton` profile is its own
+    ours = [name for name, service in services.items() if name not in ("postgres", "tryton")]
     assert {services[name]["image"] for name in ours} == {"newstore-inventory-sync:latest"}
     assert all(services[name]["pull_policy"] == "never" for name in ours if name != "migrate")
 
@@ -112,3 +112,16 @@ def test_the_healthcheck_follows_the_port_serve_listens_on() -> None:
     assert "INVSYNC_PORT" in healthcheck
     assert "8000/" not in healthcheck
     assert environment("api")["INVSYNC_PORT"] == 8000
+
+
+def test_the_tryton_profile_is_a_worker_setting_away() -> None:
+    tryton = COMPOSE["services"]["tryton"]
+    assert tryton["profiles"] == ["tryton"]
+    assert "profiles" not in COMPOSE["services"]["worker"]  # `up` alone keeps the JSON stand-in
+    assert environment("tryton")["TRYTON_PASSWORD"] == "${TRYTON_PASSWORD:-}"
+    worker = environment("worker")
+    assert worker["INVSYNC_ERP_ADAPTER"] == "${INVSYNC_ERP_ADAPTER:-json}"
+    assert worker["INVSYNC_ERP_PASSWORD"] == "${INVSYNC_ERP_PASSWORD:-${TRYTON_PASSWORD:-}}"
+    start = (ROOT / "docker" / "tryton" / "start.sh").read_text()
+    assert ': "${TRYTON_PASSWORD:?' in start  # the container refuses to start without it
+    assert "setup_db.py" in start

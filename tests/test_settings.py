@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from inventory_sync.settings import ConfigurationError, load_settings, unknown_variables
+from inventory_sync.settings import (
+    ConfigurationError,
+    Settings,
+    load_settings,
+    unknown_variables,
+)
 
 
 class TestSettings:
@@ -117,3 +123,10 @@ class TestUnknownVariables:
         assert unknown_variables() == [
             "INVSYNC_LOG_LEVL is not a setting and is ignored; did you mean INVSYNC_LOG_LEVEL?"
         ]
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `INVSYNC_"))
+    documented = set(re.findall(r"INVSYNC_[A-Z_]+[A-Z]", table))
+    assert {f"INVSYNC_{name.upper()}" for name in Settings.model_fields} <= documented

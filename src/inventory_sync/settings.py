@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     ops_tokens: SecretList = Field(default_factory=list)
     admin_tokens: SecretList = Field(default_factory=list)
     erp_url: str | None = None
+    erp_adapter: Literal["json", "tryton"] = "json"
+    erp_user: str | None = None
+    erp_password: SecretStr | None = None
+    erp_mapping: Path | None = None
     erp_authorization: SecretStr | None = None
     erp_signing_secret: SecretStr | None = None
     erp_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
@@ -87,7 +91,7 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "erp_adapter", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -96,6 +100,9 @@ class Settings(BaseSettings):
         "erp_url",
         "erp_authorization",
         "erp_signing_secret",
+        "erp_user",
+        "erp_password",
+        "erp_mapping",
         "metrics_token",
         "newstore_url",
         "newstore_tenant",
@@ -163,6 +170,19 @@ class Settings(BaseSettings):
             raise ValueError("expected whsec_ followed by at least 16 bytes in base64")
         return value
 
+    @field_validator("erp_mapping")
+    @classmethod
+    def _erp_mapping(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value}: no such file")
+        return value
+
+    @model_validator(mode="after")
+    def _tryton_login(self) -> Settings:
+        if self.erp_adapter == "tryton" and self.erp_url and not self.erp_user:
+            raise ValueError("INVSYNC_ERP_USER: INVSYNC_ERP_ADAPTER=tryton needs a login")
+        return self
+
     @model_validator(mode="after")
     def _newstore_client(self) -> Settings:
         if (self.newstore_client_id is None) != (self.newstore_client_secret is None):
@@ -197,11 +217,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
-        if not first["loc"] and message.startswith("INVSYNC_"):  # a rule across variables
+        if not first["loc"]:  # a rule across settings names its variables itself
             raise ConfigurationError(message) from None
-        raise ConfigurationError(f"INVSYNC_{field.upper()}: {message}") from None
+        raise ConfigurationError(f"INVSYNC_{str(first['loc'][0]).upper()}: {message}") from None
     except ValueError as exc:  # e.g. a .env line pydantic-settings cannot decode
         raise ConfigurationError(f"configuration: {exc}") from None
 
@@ -211,7 +230,13 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     `.env` file), naming the closest setting: a misspelt one is otherwise silently ignored."""
     known = {f"INVSYNC_{name.upper()}" for name in Settings.model_fields}
     # Read by `serve`'s options, and by the tooling around the service (tests, compose).
-    known |= {"INVSYNC_HOST", "INVSYNC_PORT", "INVSYNC_REQUIRE_POSTGRES", "INVSYNC_BIND"}
+    known |= {
+        "INVSYNC_HOST",
+        "INVSYNC_PORT",
+        "INVSYNC_REQUIRE_POSTGRES",
+        "INVSYNC_REQUIRE_TRYTON",
+        "INVSYNC_BIND",
+    }
     names = set(os.environ if environ is None else environ)
     env_file = Path(".env")
     if environ is None and env_file.is_file():

@@ -77,8 +77,10 @@ def test_read_routes_accept_both_roles(client: TestClient) -> None:
             continue
         for headers in (f.read_headers(), f.admin_headers()):
             response = client.request(method, path, headers=headers)
-            assert response.status_code in (200, 404), (path, response.text)
-            if response.status_code == 404:
+            # 409: the ERP's stock cannot be read with this configuration's (json) adapter.
+            conflict = (409,) if path == "/v1/reconciliation/erp" else ()
+            assert response.status_code in (200, 404, *conflict), (path, response.text)
+            if response.status_code != 200:
                 assert response.headers["content-type"] == PROBLEM
 
 

@@ -42,6 +42,7 @@ cli.add_typer(events.events_cli, name="events")
 cli.add_typer(newstore.newstore_cli, name="newstore")
 cli.command("status")(reconciliation.status)
 cli.command("purge")(retention.purge)
+cli.command("erp-reconcile")(reconciliation.erp_reconcile)
 
 _APP = "inventory_sync.api.app:app_factory"
 # prometheus_client's variable (observability.metrics.MULTIPROCESS_DIR), named here so that

@@ -1,14 +1,19 @@
-"""`inventory-sync status`: what ops check first, as tables in a terminal."""
+"""`inventory-sync status` and `erp-reconcile`: what ops check first, as tables in a terminal."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any
 
+import typer
 from rich.table import Table
 
 from inventory_sync.cli import output
 from inventory_sync.cli.common import settings_or_exit
+from inventory_sync.erp_sync import erp_stock
+from inventory_sync.errors import ServiceError
 from inventory_sync.storage.store import open_database
+from inventory_sync.views import ledger as ledger_view
 from inventory_sync.views.reconciliation import summary
 
 
@@ -97,3 +102,45 @@ def status(json_: output.JsonOption = False) -> None:
         output.emit_json(overview)
         return
     output.show(render(overview), render_completeness(overview["completeness"]))
+
+
+def erp_reconcile(
+    location_id: Annotated[str | None, typer.Option(help="Only this location.")] = None,
+    product_id: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    stock_location: Annotated[str | None, typer.Option(help="Only this stock location.")] = None,
+    json_: output.JsonOption = False,
+) -> None:
+    """Compare the ERP's stock (INVSYNC_ERP_ADAPTER=tryton) with ours and list the differences.
+
+    Exits 0 when they agree, 1 when some position differs, 2 when they cannot be compared."""
+    settings = settings_or_exit()
+    where = ledger_view.StockFilter(None, location_id, product_id, stock_location)
+    with open_database(settings.database_url, pool_size=1) as db:
+        with db.snapshot() as conn:
+            positions = ledger_view.all_stock_positions(conn, where)
+    try:
+        result = asyncio.run(erp_stock.compare(settings, positions))
+    except ServiceError as error:
+        typer.echo(f"cannot compare: {error.detail}", err=True)
+        raise typer.Exit(2) from None
+    items = result["items"]
+    if json_:
+        output.emit_json(result)
+        raise typer.Exit(1 if items else 0)
+    if not items:
+        typer.echo(f"{result['compared']} positions compared: the ERP agrees with every one")
+        return
+    table = Table(title=f"{len(items)} of {result['compared']} positions differ in the ERP")
+    for column in ("location", "stock location", "product", "ours", "ERP", "difference"):
+        table.add_column(column, justify="right" if column in ("ours", "ERP") else "left")
+    for item in items:
+        table.add_row(
+            item["location_id"],
+            item["stock_location"],
+            item["product_id"],
+            str(item["on_hand"]),
+            "-" if item["erp_quantity"] is None else str(item["erp_quantity"]),
+            item["reason"] or f"{item['difference']:+d}",
+        )
+    output.show(table)
+    raise typer.Exit(1)

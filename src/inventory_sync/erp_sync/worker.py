@@ -38,9 +38,10 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync import adapter as erp_adapter
 from inventory_sync.erp_sync import housekeeping, outbox, supervisor
 from inventory_sync.erp_sync.breaker import Breaker
-from inventory_sync.erp_sync.client import ErpClient, Outcome, Result
+from inventory_sync.erp_sync.client import Outcome, Result
 from inventory_sync.erp_sync.heartbeat import Heartbeat, State
 from inventory_sync.erp_sync.retry import Backoff
 from inventory_sync.errors import DatabaseUnavailable
@@ -217,10 +218,12 @@ class Worker:
 
     # -- the claimer --------------------------------------------------------------------------
 
-    def _client(self) -> ErpClient:
-        return ErpClient.from_settings(self.settings, pool=self.concurrency)
+    def _client(self) -> erp_adapter.Adapter:
+        return erp_adapter.from_settings(self.settings, pool=self.concurrency)
 
-    def _start(self, client: ErpClient) -> tuple[list[asyncio.Task[None]], asyncio.Task[None]]:
+    def _start(
+        self, client: erp_adapter.Adapter
+    ) -> tuple[list[asyncio.Task[None]], asyncio.Task[None]]:
         lanes = [asyncio.create_task(self._lane(client, n)) for n in range(self.concurrency)]
         return lanes, asyncio.create_task(self._recorder())
 
@@ -308,7 +311,7 @@ class Worker:
 
     # -- the lanes: at most `concurrency` requests in flight ----------------------------------
 
-    async def _lane(self, client: ErpClient, lane: int) -> None:
+    async def _lane(self, client: erp_adapter.Adapter, lane: int) -> None:
         while True:
             item = self._next()
             if item is None:
@@ -347,7 +350,7 @@ class Worker:
             self._work.set()  # let the other idle lanes see it and stop
         return None
 
-    async def _deliver(self, client: ErpClient, claim: Claim, *, probe: bool) -> None:
+    async def _deliver(self, client: erp_adapter.Adapter, claim: Claim, *, probe: bool) -> None:
         attempted_at = utcnow()
         # Decided before sending: a concurrent delivery finishing meanwhile proves nothing
         # about the ERP's state when this request went out.

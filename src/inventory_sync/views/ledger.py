@@ -228,6 +228,18 @@ def stock_positions(
     ]
 
 
+def all_stock_positions(conn: Connection, where: StockFilter) -> list[dict[str, Any]]:
+    """Every position `stock_positions` finds, read a thousand at a time."""
+    rows: list[dict[str, Any]] = []
+    after: list[str] | None = None
+    while True:
+        page = stock_positions(conn, where, 1000, after)
+        rows += page
+        if len(page) < 1000:
+            return rows
+        after = [page[-1][name] for name in KEY]
+
+
 def count_by_kind(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(m.c.kind, func.count()).group_by(m.c.kind).order_by(m.c.kind))
     return {kind: int(number) for kind, number in rows}

@@ -1,11 +1,12 @@
 """`GET /v1/reconciliation` and its details: transfers, unmatched receipts, counts, chunks,
-completeness per store."""
+completeness per store; and the ERP's own stock compared with ours."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
@@ -21,6 +22,9 @@ from inventory_sync.api.schemas import (
     UnmatchedReceiptPage,
 )
 from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync import erp_stock
+from inventory_sync.settings import Settings
+from inventory_sync.views import ledger as ledger_view
 from inventory_sync.views.reconciliation import chunks, completeness, counts, summary, transfers
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
@@ -335,3 +339,34 @@ def list_completeness(
     if after is not None:
         rows = [row for row in rows if [row["tenant"], row["location_id"]] > after]
     return pagination.page(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])
+
+
+@router.get(
+    "/erp",
+    responses={
+        409: {"description": "The adapter cannot read the ERP's stock."},
+        503: {"description": "The ERP (or the database) did not answer; retry later."},
+    },
+)
+async def compare_erp_stock(
+    request: Request,
+    db: DatabaseDep,
+    _role: ReadAccess,
+    location_id: TextQuery = None,
+    product_id: TextQuery = None,
+    stock_location: TextQuery = None,
+    tenant: TextQuery = None,
+) -> Any:
+    """The ERP's stock read back (adapters that can: `tryton`) and compared with `/v1/stock`:
+    `compared` positions, and `items`, each position whose ERP quantity differs or is unknown,
+    with `on_hand` (ours), `erp_quantity`, `difference` (ERP minus ours) and `reason` (why the
+    ERP has no quantity). 409 when the adapter cannot read stock; 503 when the ERP does not
+    answer."""
+    where = ledger_view.StockFilter(tenant, location_id, product_id, stock_location)
+
+    def positions() -> list[dict[str, Any]]:
+        with db.snapshot() as conn:
+            return ledger_view.all_stock_positions(conn, where)
+
+    settings: Settings = request.app.state.settings
+    return await erp_stock.compare(settings, await asyncio.to_thread(positions))
