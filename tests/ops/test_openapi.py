@@ -175,7 +175,11 @@ def test_real_answers_of_every_get_match_their_declaration(
     for path in gets:
         names = re.findall(r"{(\w+)}", path)
         if not names:
-            page = checker.check("GET", path, headers=read).json()
+            answer = checker.check("GET", path, headers=read)
+            # The ERP's stock needs a Tryton (tests/tryton reads it, through this declaration);
+            # with the json adapter it is refused, as declared.
+            assert answer.status_code == (409 if path.endswith("/erp") else 200), path
+            page = answer.json()
             if "items" in page:  # a listing: full, then one item a page with a cursor
                 assert page["items"], path
                 first = checker.check("GET", path, query={"limit": 1}, headers=read).json()

@@ -103,6 +103,13 @@ PROBLEM_TYPES = {
             "was set aside on purpose.",
         ),
         ProblemType(
+            "erp_stock_unreadable",
+            409,
+            "ERP stock unreadable",
+            "The configured ERP adapter cannot read the ERP's stock (only `tryton` can), or "
+            "`INVSYNC_ERP_URL` is not set.",
+        ),
+        ProblemType(
             "too_large",
             413,
             "Body too large",
@@ -136,6 +143,12 @@ PROBLEM_TYPES = {
             "Database unavailable",
             "The database cannot be reached, is busy, or refuses the service's connection. "
             "Retry after `Retry-After` seconds; NewStore redelivers webhooks on its own.",
+        ),
+        ProblemType(
+            "erp_unavailable",
+            503,
+            "ERP unavailable",
+            "The ERP did not answer while its stock was read. Retry after `Retry-After` seconds.",
         ),
         ProblemType(
             "schema_behind",

@@ -266,6 +266,24 @@ class Completeness(Answer):
     score: float | None = Field(description="The share of counted lines with zero drift.")
 
 
+class ErpStockDifference(Answer):
+    location_id: str
+    stock_location: str
+    product_id: str
+    on_hand: int = Field(description="Ours, as `/v1/stock` says.")
+    erp_quantity: int | None = Field(description="The ERP's; null when it has none.")
+    difference: int | None = Field(description="erp_quantity - on_hand")
+    reason: str | None = Field(description="Why the ERP has no quantity.")
+
+
+class ErpStockComparison(Answer):
+    adapter: str
+    compared: int = Field(description="Positions compared.")
+    items: list[ErpStockDifference] = Field(
+        description="Every position whose ERP quantity differs or is unknown."
+    )
+
+
 class TransferCounts(Answer):
     in_transit: int
     partially_received: int

@@ -17,6 +17,7 @@ from inventory_sync.api.schemas import (
     ChunkSetPage,
     CompletenessPage,
     CountPage,
+    ErpStockComparison,
     Summary,
     TransferPage,
     UnmatchedReceiptPage,
@@ -343,10 +344,8 @@ def list_completeness(
 
 @router.get(
     "/erp",
-    responses={
-        409: {"description": "The adapter cannot read the ERP's stock."},
-        503: {"description": "The ERP (or the database) did not answer; retry later."},
-    },
+    response_model=ErpStockComparison,
+    responses=responses("erp_stock_unreadable", "erp_unavailable"),
 )
 async def compare_erp_stock(
     request: Request,
