@@ -19,7 +19,10 @@ from inventory_sync.settings import Settings
 
 WEBHOOK_KEY = "webhook_key"
 ADMIN_TOKEN = "admin_token"
-_PREFIX = {WEBHOOK_KEY: "whk_", ADMIN_TOKEN: "adm_"}
+# Not a credential anyone presents: a random value whose stored digest signs the console's
+# sessions when INVSYNC_CONSOLE_SIGNING_KEY is unset, the same in every process of one database.
+CONSOLE_KEY = "console_key"
+_PREFIX = {WEBHOOK_KEY: "whk_", ADMIN_TOKEN: "adm_", CONSOLE_KEY: "csk_"}
 
 
 def digest(secret: str) -> str:
@@ -28,7 +31,10 @@ def digest(secret: str) -> str:
 
 def matches(presented: str, digests: list[str]) -> bool:
     """Constant-time check of a presented secret against known digests (all are compared)."""
-    candidate = digest(presented)
+    return _known(digest(presented), digests)
+
+
+def _known(candidate: str, digests: list[str]) -> bool:
     found = False
     for known in digests:
         found |= hmac.compare_digest(candidate, known)
@@ -81,5 +87,14 @@ class Keyring:
         if matches(token, self.admin):
             return "admin"
         if matches(token, self.read):
+            return "read"
+        return None
+
+    def role_of_digest(self, sha256: str) -> str | None:
+        """`admin`, `read` or None for the digest of an ops token (a console session keeps
+        the digest of the token it was opened with, never the token)."""
+        if _known(sha256, self.admin):
+            return "admin"
+        if _known(sha256, self.read):
             return "read"
         return None

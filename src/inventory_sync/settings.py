@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     metrics_token: SecretStr | None = None
     api_docs: bool = True
+    console_signing_key: SecretStr | None = None
+    console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "console"] | None = None
     # NewStore's APIs, for the `inventory-sync newstore` commands only; the service itself
@@ -104,6 +106,7 @@ class Settings(BaseSettings):
         "erp_password",
         "erp_mapping",
         "metrics_token",
+        "console_signing_key",
         "newstore_url",
         "newstore_tenant",
         "newstore_token",
@@ -152,6 +155,13 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("console_signing_key")
+    @classmethod
+    def _console_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("expected at least 32 characters (e.g. openssl rand -hex 32)")
         return value
 
     @field_validator("erp_signing_secret")

@@ -135,9 +135,10 @@ class TestRetry:
 
         response = client.post("/v1/sync/messages/retry", headers=ADMIN)
 
-        assert response.json() == {"retried": 2}
+        assert response.json() == {"retried": 2, "failed": 0, "remaining": 0}
         assert [message(client, i)["status"] for i in ids] == ["pending", "pending", "delivered"]
-        assert client.post("/v1/sync/messages/retry", headers=ADMIN).json() == {"retried": 0}
+        again = client.post("/v1/sync/messages/retry", headers=ADMIN).json()
+        assert again == {"retried": 0, "failed": 0, "remaining": 0}
 
     def test_retry_delivered_is_409_and_unknown_404(
         self, client: TestClient, settings: Settings, db: Database, erp: FakeErp

@@ -1,4 +1,5 @@
-"""What the ops tests share."""
+"""What the ops tests share: a configured command line, and the fake ERP of the delivery tests
+(to make dead messages for retry)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typer.testing import CliRunner
 
 from inventory_sync.settings import Settings
 from tests import factories as f
+from tests.erp_sync.conftest import erp  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

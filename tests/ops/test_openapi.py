@@ -225,6 +225,7 @@ def test_answers_that_change_state_match_their_declaration(
     )
     assert answer.status_code == 403
     assert checker.check("POST", "/v1/sync/messages/retry", headers=admin).status_code == 200
+    assert checker.check("POST", "/v1/events/replay", headers=admin).status_code == 200
     dismiss = "/v1/events/{event_id}/dismiss"
     reason = {"reason": "a test event"}
     for event_id, status in ((ids["quarantined"], 200), (ids["event_id"][0], 409)):

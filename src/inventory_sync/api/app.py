@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from inventory_sync import __version__
-from inventory_sync.api import intake
+from inventory_sync.api import console, intake
 from inventory_sync.api.auth import load_keyring
 from inventory_sync.api.docs import serve_docs
 from inventory_sync.api.problems import component_schemas, register_error_handlers
@@ -134,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for routes in (events, ledger, sync, reconciliation, health, metrics):
         app.include_router(routes.router)
+    console.install(app)
     return app
 
 

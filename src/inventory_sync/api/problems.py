@@ -54,6 +54,13 @@ PROBLEM_TYPES = {
             "page (no `cursor`) and follow `next_cursor` unchanged.",
         ),
         ProblemType(
+            "bad_form",
+            400,
+            "Bad form",
+            "A form posted to the console that is too large or is not one the console sent "
+            "(`/console`).",
+        ),
+        ProblemType(
             "csv_unavailable",
             400,
             "No CSV form",

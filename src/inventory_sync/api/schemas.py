@@ -328,6 +328,16 @@ class Dismissed(Answer):
 
 class Retried(Answer):
     retried: int = Field(description="How many dead messages went back to pending.")
+    failed: int = Field(description="No longer dead when retried: handled meanwhile.")
+    remaining: int = Field(description="Dead messages still matching: call again for them.")
+
+
+class BulkReplay(Answer):
+    replayed: int = Field(description="Events that left quarantine.")
+    failed: int = Field(description="Events still quarantined, each with its new reason.")
+    remaining: int = Field(description="Matching events this call did not reach.")
+    outcomes: dict[str, int] = Field(description="Replays by the status they came to.")
+    next_after: int | None = Field(description="Pass as `after` to go on; null when done.")
 
 
 # One class per listing, so each has a name of its own in the OpenAPI document.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import typer
 
+from inventory_sync.clock import parse_timestamp
 from inventory_sync.settings import (
     ConfigurationError,
     Settings,
@@ -23,3 +26,13 @@ def settings_or_exit() -> Settings:
     for line in unknown_variables():
         typer.echo(f"warning: {line}", err=True)
     return settings
+
+
+def time_option(option: str, value: str | None) -> datetime | None:
+    """An ISO-8601 option's value, or a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None

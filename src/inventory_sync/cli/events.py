@@ -6,19 +6,18 @@ from __future__ import annotations
 import asyncio
 import getpass
 from collections import Counter
-from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import typer
 
 from inventory_sync.cli import output
-from inventory_sync.cli.common import settings_or_exit
-from inventory_sync.clock import parse_timestamp, utcnow
+from inventory_sync.cli.common import settings_or_exit, time_option
+from inventory_sync.clock import utcnow
 from inventory_sync.intake import dismiss as dismissal
 from inventory_sync.intake import service as intake
 from inventory_sync.intake.classify import Rules, Status
-from inventory_sync.storage.store import open_database, open_store
+from inventory_sync.ops import bulk
+from inventory_sync.storage.store import Store, open_database, open_store
 from inventory_sync.views import events as events_view
 from inventory_sync.views.events import EventFilter, event_ids
 
@@ -43,15 +42,6 @@ OrderOption = Annotated[
 LimitOption = Annotated[int, typer.Option(min=1, max=1000, help="How many to show.")]
 
 
-def _time(option: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint=option) from None
-
-
 @events_cli.command("replay")
 def replay(
     event_id: Annotated[
@@ -62,8 +52,16 @@ def replay(
     ] = False,
     name: NameOption = None,
     tenant: TenantOption = None,
+    location_id: LocationOption = None,
+    payload_id: Annotated[
+        str | None, typer.Option(help="Only events of this NewStore payload id.")
+    ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    max_: Annotated[
+        int | None,
+        typer.Option("--max", min=1, help="Replay at most this many.", show_default=False),
+    ] = None,
     json_: output.JsonOption = False,
 ) -> None:
     """Re-process quarantined events with today's code and configuration.
@@ -71,45 +69,65 @@ def replay(
     Idempotent: an event that is no longer quarantined is left as it is. Exits 1 when an
     event is not found, is dismissed or stays quarantined.
     """
+    filters = (name, tenant, location_id, payload_id, since, until, max_)
     if (event_id is None) == (not all_):
         raise typer.BadParameter("give either EVENT_ID or --all")
-    if event_id is not None and any(v is not None for v in (name, tenant, since, until)):
+    if event_id is not None and any(v is not None for v in filters):
         raise typer.BadParameter("filters only apply with --all")
-    start, end = _time("--since", since), _time("--until", until)
+    where = EventFilter(
+        name=name,
+        tenant=tenant,
+        location_id=location_id,
+        payload_id=payload_id,
+        since=time_option("--since", since),
+        until=time_option("--until", until),
+    )
     settings = settings_or_exit()
     rules = Rules.from_settings(settings)
-    where = EventFilter(status=Status.QUARANTINED, name=name, tenant=tenant, since=start, until=end)
+    outcomes: list[dict[str, Any]] = []
 
-    async def run() -> list[dict[str, Any]]:
+    def report(current: int, outcome: intake.Outcome | None) -> None:
+        found = {
+            "event_id": current,
+            "status": None if outcome is None else outcome.status.value,
+            "detail": "not found" if outcome is None else outcome.detail,
+        }
+        if not json_:
+            detail = f" ({found['detail']})" if found["detail"] else ""
+            typer.echo(f"event {current}: {found['status'] or 'not found'}{detail}")
+        outcomes.append(found)
+
+    async def matching(store: Store) -> int:
+        """Batch after batch, each event committed alone, until none is left or --max is met;
+        returns how many match but were not reached."""
+        after, left, remaining = 0, max_, 0
+        while left is None or left > 0:
+            batch = bulk.MAX_REPLAY if left is None else min(left, bulk.MAX_REPLAY)
+            done = await bulk.replay_matching(store, rules, where, batch, after, report)
+            remaining = done.remaining
+            if done.last_id is None or not remaining:
+                break
+            after = done.last_id
+            left = None if left is None else left - done.replayed - done.failed
+        return remaining
+
+    async def run() -> int:
         store = await open_store(settings.database_url, pool_size=1)
-        outcomes: list[dict[str, Any]] = []
         try:
-            ids: Iterator[int] = (
-                iter([event_id]) if event_id is not None else event_ids(store.database, where)
-            )
-            # Each replay commits alone; ids are read in pages as they go.
-            for current in ids:
-                outcome = await intake.replay(store, current, rules)
-                found = {
-                    "event_id": current,
-                    "status": None if outcome is None else outcome.status.value,
-                    "detail": "not found" if outcome is None else outcome.detail,
-                }
-                if not json_:
-                    detail = f" ({found['detail']})" if found["detail"] else ""
-                    typer.echo(f"event {current}: {found['status'] or 'not found'}{detail}")
-                outcomes.append(found)
+            if event_id is not None:
+                report(event_id, await intake.replay(store, event_id, rules))
+                return 0
+            return await matching(store)
         finally:
             await store.close()
-        return outcomes
 
-    outcomes = asyncio.run(run())
+    remaining = asyncio.run(run())
     totals = Counter(found["status"] or "not_found" for found in outcomes)
     if json_:
-        output.emit_json({"replayed": outcomes, "totals": dict(totals)})
+        output.emit_json({"replayed": outcomes, "totals": dict(totals), "remaining": remaining})
     elif all_:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "nothing to replay"
-        typer.echo(f"replayed: {summary}")
+        typer.echo(f"replayed: {summary}" + (f"; {remaining} not reached" if remaining else ""))
     if set(totals) & {"not_found", Status.QUARANTINED, Status.DISMISSED}:
         raise typer.Exit(1)
 
@@ -132,8 +150,8 @@ def list_events(
         name=name,
         tenant=tenant,
         location_id=location_id,
-        since=_time("--since", since),
-        until=_time("--until", until),
+        since=time_option("--since", since),
+        until=time_option("--until", until),
     )
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
@@ -224,8 +242,8 @@ def dismiss(
         name=name,
         tenant=tenant,
         location_id=location_id,
-        since=_time("--since", since),
-        until=_time("--until", until),
+        since=time_option("--since", since),
+        until=time_option("--until", until),
     )
     who = f"{by or _login()} (command line)"
     settings = settings_or_exit()

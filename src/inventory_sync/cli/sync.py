@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 import typer
 
 from inventory_sync.cli import output
-from inventory_sync.cli.common import settings_or_exit
+from inventory_sync.cli.common import settings_or_exit, time_option
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import client, outbox, standin, supervisor
 from inventory_sync.erp_sync import worker as erp_worker
 from inventory_sync.observability import logs
+from inventory_sync.ops import bulk
 from inventory_sync.storage.store import open_database
 from inventory_sync.views import outbox as outbox_view
 
@@ -65,23 +66,60 @@ def list_messages(
 @sync_cli.command("retry")
 def retry(
     message_id: Annotated[str | None, typer.Argument(show_default=False)] = None,
-    all_dead: Annotated[bool, typer.Option("--all-dead", help="Retry every dead message.")] = False,
+    all_dead: Annotated[
+        bool, typer.Option("--all-dead", help="Retry every dead message matching the filters.")
+    ] = False,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="Only messages of this type.", show_default=False)
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only messages of this tenant.")] = None,
+    location_id: Annotated[
+        str | None, typer.Option(help="Only messages of this location.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Died at or after (ISO-8601).", show_default=False)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Died before (ISO-8601).", show_default=False)
+    ] = None,
+    error: Annotated[
+        str | None, typer.Option(help="Whose last error contains this text.", show_default=False)
+    ] = None,
+    max_: Annotated[
+        int, typer.Option("--max", min=1, max=bulk.MAX_RETRY, help="Retry at most this many.")
+    ] = bulk.MAX_RETRY,
     json_: output.JsonOption = False,
 ) -> None:
-    """Deliver MESSAGE_ID again now, or every dead message with --all-dead."""
+    """Deliver MESSAGE_ID again now, or the dead messages matching the filters with
+    --all-dead."""
+    filters = (type_, tenant, location_id, since, until, error)
     if (message_id is None) == (not all_dead):
         raise typer.BadParameter("give either a MESSAGE_ID or --all-dead")
+    if message_id is not None and any(v is not None for v in filters):
+        raise typer.BadParameter("filters only apply with --all-dead")
+    where = outbox_view.MessageFilter(
+        type=type_,
+        tenant=tenant,
+        location_id=location_id,
+        since=time_option("--since", since),
+        until=time_option("--until", until),
+        error=error,
+    )
     settings = settings_or_exit()
     with open_database(settings.database_url, pool_size=1) as db:
+        if all_dead:
+            done = bulk.retry_matching(db, where, max_, utcnow())
+            if json_:
+                counts = {"retried": done.retried, "failed": done.failed}
+                output.emit_json({**counts, "remaining": done.remaining})
+            else:
+                typer.echo(
+                    f"{done.retried} dead message(s) back to pending, {done.failed} failed, "
+                    f"{done.remaining} remaining"
+                )
+            return
+        assert message_id is not None
         with db.transaction() as conn:
-            if all_dead:
-                retried = outbox.retry_dead(conn, utcnow())
-                if json_:
-                    output.emit_json({"retried": retried})
-                else:
-                    typer.echo(f"{retried} dead message(s) back to pending")
-                return
-            assert message_id is not None
             before = outbox.retry(conn, message_id, utcnow())
     if before is None:
         typer.echo(f"no sync message {message_id}", err=True)

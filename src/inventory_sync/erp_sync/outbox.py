@@ -4,6 +4,7 @@ Claiming, finishing and releasing messages differ per backend (`storage.store.St
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -38,12 +39,13 @@ def retry(conn: Connection, message_id: str, now: datetime) -> str | None:
     return status
 
 
-def retry_dead(conn: Connection, now: datetime) -> int:
-    """Every dead message back to `pending`, attempts reset, due now. Returns how many."""
+def retry_dead(conn: Connection, ids: Collection[str], now: datetime) -> int:
+    """The messages `ids` that are dead back to `pending`, attempts reset, due now; any other
+    (delivered or retried meanwhile) is left as it is. Returns how many went back."""
     m = outbox_message
     result = conn.execute(
         update(m)
-        .where(m.c.status == DEAD)
+        .where(m.c.id.in_(sorted(ids)), m.c.status == DEAD)
         .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
     )
     return result.rowcount

@@ -296,10 +296,22 @@ purged_attempts = Table(
 generated_credential = Table(
     "generated_credential",
     metadata,
-    # webhook_key | admin_token
+    # webhook_key | admin_token | console_key
     Column("kind", String(32), primary_key=True),
     Column("secret_sha256", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- Console sessions ended before their time ---------------------------------------------------
+
+ended_console_session = Table(
+    "ended_console_session",
+    metadata,
+    # The nonce a session cookie carries (api/console/session.py): a cookie signed for it is
+    # refused from sign-out on, in every process. Kept until the cookie would have expired.
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )
 
 

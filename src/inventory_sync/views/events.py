@@ -147,21 +147,37 @@ def event_detail(conn: Connection, event_id: int) -> dict[str, Any] | None:
     return body
 
 
+def matching_ids(conn: Connection, where: EventFilter, limit: int, after: int = 0) -> list[int]:
+    """Ids of matching events in arrival order, after the id `after`, at most `limit`."""
+    query = _filtered([e.c.id], where).where(e.c.id > after).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def count_matching(conn: Connection, where: EventFilter, after: int = 0) -> int:
+    """How many events match, after the id `after`."""
+    matching = _filtered([e.c.id], where).where(e.c.id > after).order_by(None).subquery()
+    return int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
+
+
 def event_ids(db: Database, where: EventFilter) -> Iterator[int]:
     """Ids of matching events in arrival order, read in pages, each in a snapshot of its own."""
     after = 0
     while True:
-        query = _filtered([e.c.id], where).where(e.c.id > after).limit(BATCH)
         with db.snapshot() as conn:
-            ids = list(conn.execute(query).scalars())
+            ids = matching_ids(conn, where, BATCH, after)
         yield from ids
         if len(ids) < BATCH:
             return
         after = ids[-1]
 
 
-def count_by_status(conn: Connection, tenant: str | None = None) -> dict[str, int]:
+def count_by_status(
+    conn: Connection, tenant: str | None = None, since: datetime | None = None
+) -> dict[str, int]:
+    """Events by status, of one tenant when given, received at or after `since` when given."""
     query = select(e.c.status, func.count()).group_by(e.c.status).order_by(e.c.status)
+    if since is not None:
+        query = query.where(e.c.received_at >= since)
     rows = conn.execute(narrow(query, [(e.c.tenant, tenant)]))
     return {status: int(number) for status, number in rows}
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from inventory_sync.clock import iso, utcnow
@@ -68,6 +69,32 @@ class MessageFilter:
     event_id: int | None = None
     tenant: str | None = None
     location_id: str | None = None
+    since: datetime | None = None
+    """On `updated_at` (for a dead message, when it died), inclusive."""
+    until: datetime | None = None
+    """On `updated_at`, exclusive."""
+    error: str | None = None
+    """Part of `last_error`, in any case."""
+
+
+def _filtered(columns: list[Any], where: MessageFilter, newest_first: bool = False) -> Select[Any]:
+    query = narrow(
+        select(*columns).order_by(m.c.event_id.desc() if newest_first else m.c.event_id),
+        [
+            (m.c.status, where.status),
+            (m.c.type, where.type),
+            (m.c.event_id, where.event_id),
+            (m.c.tenant, where.tenant),
+            (m.c.location_id, where.location_id),
+        ],
+        period=m.c.updated_at,
+        since=where.since,
+        until=where.until,
+    )
+    if where.error:
+        part = where.error.lower()
+        query = query.where(func.lower(m.c.last_error).contains(part, autoescape=True))
+    return query
 
 
 def list_messages(
@@ -79,21 +106,20 @@ def list_messages(
 ) -> list[dict[str, Any]]:
     """Messages in the order their events were accepted (by `event_id`), or newest first, from
     just past the event id `after`."""
-    order = m.c.event_id.desc() if newest_first else m.c.event_id
-    query = select(*SUMMARY).order_by(order).limit(limit)
-    query = narrow(
-        query,
-        [
-            (m.c.status, where.status),
-            (m.c.type, where.type),
-            (m.c.event_id, where.event_id),
-            (m.c.tenant, where.tenant),
-            (m.c.location_id, where.location_id),
-        ],
-    )
+    query = _filtered(SUMMARY, where, newest_first).limit(limit)
     if after is not None:
         query = query.where(m.c.event_id < after if newest_first else m.c.event_id > after)
     return [message_json(row) for row in conn.execute(query)]
+
+
+def message_ids(conn: Connection, where: MessageFilter, limit: int) -> list[str]:
+    """Ids of the first `limit` matching messages, in the order their events were accepted."""
+    return list(conn.execute(_filtered([m.c.id], where).limit(limit)).scalars())
+
+
+def count_messages(conn: Connection, where: MessageFilter) -> int:
+    matching = _filtered([m.c.id], where).order_by(None).subquery()
+    return int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
 
 
 def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:

@@ -11,8 +11,16 @@ from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import AdminAccess, AdminName, ReadAccess
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
 from inventory_sync.api.problems import responses
-from inventory_sync.api.queryparams import BadParameter, Order, TextQuery, TimeQuery, timestamp
+from inventory_sync.api.queryparams import (
+    BadParameter,
+    EventFilterQuery,
+    Order,
+    TextQuery,
+    TimeQuery,
+    timestamp,
+)
 from inventory_sync.api.schemas import (
+    BulkReplay,
     Dismissed,
     Event,
     EventDetail,
@@ -25,6 +33,7 @@ from inventory_sync.errors import NotFound, ServiceError
 from inventory_sync.intake import dismiss as dismissal
 from inventory_sync.intake import service as intake
 from inventory_sync.intake.classify import Status
+from inventory_sync.ops import bulk
 from inventory_sync.storage.database import Database
 from inventory_sync.views import events as events_view
 
@@ -97,7 +106,7 @@ def list_events(
     position = pagination.decode(cursor, (int,))
     with db.snapshot() as conn:
         rows = fetch(conn, limit + 1, int(position[0]) if position else None)
-    return pagination.page(rows, limit, lambda row: [row["id"]])
+    return pagination.answer(rows, limit, lambda row: [row["id"]])
 
 
 # PostgreSQL text cannot hold NUL, as for query parameters (`queryparams.TextQuery`).
@@ -208,6 +217,30 @@ def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
             "handle (INVSYNC_KEEP_IGNORED_BODIES keeps them)"
         )
     return Response(row.raw_body, media_type=row.content_type or "application/octet-stream")
+
+
+@router.post("/replay", response_model=BulkReplay)
+async def replay_matching(
+    store: StoreDep,
+    rules: RulesDep,
+    _role: AdminAccess,
+    where: EventFilterQuery,
+    max: Annotated[int, Query(ge=1, le=bulk.MAX_REPLAY)] = 100,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> Any:
+    """Re-process up to `max` quarantined events matching the filters (those of `GET
+    /v1/events`), oldest first, after the event id `after`. Answers `replayed` (left
+    quarantine), `failed` (still quarantined, with a new reason), `outcomes` by status,
+    `remaining` (matching events this call did not reach) and `next_after`: pass it as
+    `after` to go on, past the events that stay quarantined."""
+    done = await bulk.replay_matching(store, rules, where, max, after)
+    return {
+        "replayed": done.replayed,
+        "failed": done.failed,
+        "remaining": done.remaining,
+        "outcomes": done.outcomes,
+        "next_after": done.last_id if done.remaining else None,
+    }
 
 
 @router.post(

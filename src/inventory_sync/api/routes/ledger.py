@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
@@ -46,6 +47,11 @@ def _movements(db: Database, where: ledger_view.MovementFilter) -> Iterator[dict
     )
 
 
+def ledger_csv(db: Database, where: ledger_view.MovementFilter) -> StreamingResponse:
+    """Every matching movement as CSV (the console's download too)."""
+    return csv_export.response("ledger", CSV_COLUMNS, _movements(db, where))
+
+
 @router.get("/ledger", response_model=MovementPage, responses=csv_export.RESPONSES)
 def list_ledger(
     db: DatabaseDep,
@@ -75,12 +81,12 @@ def list_ledger(
         event_id=event_id,
     )
     if format == "csv":
-        return csv_export.response("ledger", CSV_COLUMNS, _movements(db, where))
+        return ledger_csv(db, where)
     position = pagination.decode(cursor, (int,))
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
         rows = ledger_view.list_movements(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["id"]])
+    return pagination.answer(rows, limit, lambda row: [row["id"]])
 
 
 STOCK_CSV_COLUMNS = [
@@ -96,6 +102,16 @@ STOCK_CSV_COLUMNS = [
 def _flat_position(position: dict[str, Any]) -> dict[str, Any]:
     last = position["last_count"] or {}
     return {**position, **{f"last_count_{k}": v for k, v in last.items()}}
+
+
+def stock_csv(db: Database, where: ledger_view.StockFilter) -> StreamingResponse:
+    """Every matching position as CSV (the console's download too)."""
+    every = csv_export.every_row(
+        db,
+        lambda conn, limit, after: ledger_view.stock_positions(conn, where, limit, after),
+        lambda row: [row[k] for k in ledger_view.KEY],
+    )
+    return csv_export.response("stock", STOCK_CSV_COLUMNS, map(_flat_position, every))
 
 
 @router.get("/stock", response_model=StockPage, responses=csv_export.RESPONSES)
@@ -116,13 +132,8 @@ def list_stock(
     `last_count_counted_at`."""
     where = ledger_view.StockFilter(tenant, location_id, product_id, stock_location)
     if format == "csv":
-        every = csv_export.every_row(
-            db,
-            lambda conn, limit, after: ledger_view.stock_positions(conn, where, limit, after),
-            lambda row: [row[k] for k in ledger_view.KEY],
-        )
-        return csv_export.response("stock", STOCK_CSV_COLUMNS, map(_flat_position, every))
+        return stock_csv(db, where)
     after = pagination.decode(cursor, (str, str, str, str))
     with db.snapshot() as conn:
         rows = ledger_view.stock_positions(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row[k] for k in ledger_view.KEY])
+    return pagination.answer(rows, limit, lambda row: [row[k] for k in ledger_view.KEY])

@@ -174,7 +174,7 @@ def list_transfers(
     after = pagination.decode(cursor, (str, str))
     with db.snapshot() as conn:
         rows = transfers.list_transfers(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, position)
+    return pagination.answer(rows, limit, position)
 
 
 @router.get(
@@ -220,7 +220,7 @@ def list_unmatched_receipts(
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
         rows = transfers.list_unmatched(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["event_id"]])
+    return pagination.answer(rows, limit, lambda row: [row["event_id"]])
 
 
 @router.get("/counts", response_model=CountPage, responses=csv_export.RESPONSES)
@@ -266,7 +266,7 @@ def list_counts(
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
         rows = counts.list_counts(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["id"]])
+    return pagination.answer(rows, limit, lambda row: [row["id"]])
 
 
 @router.get("/chunks", response_model=ChunkSetPage, responses=csv_export.RESPONSES)
@@ -305,7 +305,7 @@ def list_chunks(
     after = pagination.decode(cursor, (str, str, str))
     with db.snapshot() as conn:
         rows = chunks.list_incomplete(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, position)
+    return pagination.answer(rows, limit, position)
 
 
 @router.get("/completeness", response_model=CompletenessPage, responses=csv_export.RESPONSES)
@@ -339,7 +339,7 @@ def list_completeness(
         return csv_export.response("completeness", COMPLETENESS_CSV_COLUMNS, rows)
     if after is not None:
         rows = [row for row in rows if [row["tenant"], row["location_id"]] > after]
-    return pagination.page(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])
+    return pagination.answer(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])
 
 
 @router.get(

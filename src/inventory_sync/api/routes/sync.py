@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -10,7 +11,7 @@ from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.problems import responses
-from inventory_sync.api.queryparams import Order, TextQuery
+from inventory_sync.api.queryparams import MessageFilterQuery, Order
 from inventory_sync.api.schemas import (
     MessageStatus,
     Retried,
@@ -20,6 +21,7 @@ from inventory_sync.api.schemas import (
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound, ServiceError
+from inventory_sync.ops import bulk
 from inventory_sync.views import outbox as outbox_view
 
 router = APIRouter(prefix="/v1/sync", tags=["erp sync"])
@@ -56,11 +58,9 @@ class AlreadyDelivered(ServiceError):
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
+    matching: MessageFilterQuery,
     status: MessageStatus | None = None,
-    type: Annotated[str | None, Query(max_length=64, pattern=r"^[!-~]+$")] = None,
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    tenant: TextQuery = None,
-    location_id: TextQuery = None,
     order: Order = "desc",
     format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
@@ -69,9 +69,11 @@ def list_messages(
     """Outbox messages, one per accepted event, newest event first (`order=asc`: in the
     order the events were accepted); a cursor continues in the order it was issued with.
     `attempts` counts the tries that spend the retry budget; tries made while the ERP was
-    down are in the message's `attempt_log` but not counted. `format=csv` streams every
-    matching message, without its document."""
-    where = outbox_view.MessageFilter(status, type, event_id, tenant, location_id)
+    down are in the message's `attempt_log` but not counted. `since`/`until` filter on
+    `updated_at` (for a dead message, when it died; `until` exclusive); `error` keeps messages
+    whose `last_error` contains it, in any case. `format=csv` streams every matching message,
+    without its document."""
+    where = replace(matching, status=status, event_id=event_id)
     newest_first = order == "desc"
 
     def fetch(conn: Any, size: int, after: int | None) -> list[dict[str, Any]]:
@@ -83,7 +85,7 @@ def list_messages(
     position = pagination.decode(cursor, (int,))
     with db.snapshot() as conn:
         rows = fetch(conn, limit + 1, int(position[0]) if position else None)
-    return pagination.page(rows, limit, lambda row: [row["event_id"]])
+    return pagination.answer(rows, limit, lambda row: [row["event_id"]])
 
 
 @router.get(
@@ -108,10 +110,18 @@ def get_message(
 
 
 @router.post("/messages/retry", response_model=Retried)
-def retry_dead(db: DatabaseDep, _role: AdminAccess) -> Any:
-    """Every `dead` message back to `pending`, attempts reset, due now."""
-    with db.transaction() as conn:
-        return {"retried": outbox.retry_dead(conn, utcnow())}
+def retry_dead(
+    db: DatabaseDep,
+    _role: AdminAccess,
+    where: MessageFilterQuery,
+    max: Annotated[int, Query(ge=1, le=bulk.MAX_RETRY)] = bulk.MAX_RETRY,
+) -> Any:
+    """Up to `max` `dead` messages matching the filters (those of `GET /v1/sync/messages`)
+    back to `pending`, attempts reset, due now, oldest event first. Answers `retried`,
+    `failed` (no longer dead when retried: handled meanwhile) and `remaining` (dead messages
+    still matching; call again for them)."""
+    done = bulk.retry_matching(db, where, max, utcnow())
+    return {"retried": done.retried, "failed": done.failed, "remaining": done.remaining}
 
 
 @router.post(
