@@ -21,6 +21,17 @@ DEFAULT_SQLITE_FILE = "inventory-sync.db"
 # most this. Validation stops at it, so a hostile body cannot make it build millions of lines.
 LINES_LIMIT = 100_000
 
+# What the netsuite adapter cannot work without (its token-based authentication and the
+# account an inventory adjustment books against).
+NETSUITE_REQUIRED = (
+    "netsuite_account_id",
+    "netsuite_consumer_key",
+    "netsuite_consumer_secret",
+    "netsuite_token_id",
+    "netsuite_token_secret",
+    "netsuite_adjustment_account",
+)
+
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
 
@@ -46,7 +57,7 @@ class Settings(BaseSettings):
     ops_tokens: SecretList = Field(default_factory=list)
     admin_tokens: SecretList = Field(default_factory=list)
     erp_url: str | None = None
-    erp_adapter: Literal["json", "tryton"] = "json"
+    erp_adapter: Literal["json", "tryton", "netsuite"] = "json"
     erp_user: str | None = None
     erp_password: SecretStr | None = None
     erp_mapping: Path | None = None
@@ -58,6 +69,15 @@ class Settings(BaseSettings):
     erp_retry_base_seconds: float = Field(default=5.0, gt=0)
     erp_retry_max_seconds: float = Field(default=3600.0, gt=0)
     erp_send_sales: bool = False
+    # NetSuite's token-based authentication and what an inventory adjustment books against.
+    netsuite_account_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    netsuite_consumer_key: str | None = None
+    netsuite_consumer_secret: SecretStr | None = None
+    netsuite_token_id: str | None = None
+    netsuite_token_secret: SecretStr | None = None
+    netsuite_adjustment_account: str | None = None
+    netsuite_subsidiary: str | None = None
+    netsuite_concurrency: int = Field(default=2, ge=1, le=1000)
     return_locations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_lines_per_event: int = Field(default=10_000, ge=1, le=LINES_LIMIT)
@@ -105,6 +125,13 @@ class Settings(BaseSettings):
         "erp_user",
         "erp_password",
         "erp_mapping",
+        "netsuite_account_id",
+        "netsuite_consumer_key",
+        "netsuite_consumer_secret",
+        "netsuite_token_id",
+        "netsuite_token_secret",
+        "netsuite_adjustment_account",
+        "netsuite_subsidiary",
         "metrics_token",
         "console_signing_key",
         "newstore_url",
@@ -191,6 +218,15 @@ class Settings(BaseSettings):
     def _tryton_login(self) -> Settings:
         if self.erp_adapter == "tryton" and self.erp_url and not self.erp_user:
             raise ValueError("INVSYNC_ERP_USER: INVSYNC_ERP_ADAPTER=tryton needs a login")
+        return self
+
+    @model_validator(mode="after")
+    def _netsuite_login(self) -> Settings:
+        if self.erp_adapter != "netsuite" or not self.erp_url:
+            return self
+        for name in NETSUITE_REQUIRED:
+            if getattr(self, name) is None:
+                raise ValueError(f"INVSYNC_{name.upper()}: INVSYNC_ERP_ADAPTER=netsuite needs it")
         return self
 
     @model_validator(mode="after")

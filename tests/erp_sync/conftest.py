@@ -190,6 +190,14 @@ class LoopStore:
     async def release(self, ids: list[str], worker: str) -> int:
         return await (await self.current()).release(ids, worker)
 
+    async def take_permit(
+        self, limit: int, holder: str, now: datetime, held_until: datetime
+    ) -> int | None:
+        return await (await self.current()).take_permit(limit, holder, now, held_until)
+
+    async def return_permit(self, slot: int, holder: str) -> None:
+        await (await self.current()).return_permit(slot, holder)
+
 
 def make_worker(settings: Settings, db: Database, **options: Any) -> Worker:
     options.setdefault("poll_seconds", 0.01)

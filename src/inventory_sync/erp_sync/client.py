@@ -38,6 +38,9 @@ class Outcome(enum.StrEnum):
     """Worth trying again: timeout, connection error, 408, 425, 429 or 5xx."""
     DEAD = "dead"
     """The ERP refused the document for good (any other status); retrying cannot help."""
+    THROTTLED = "throttled"
+    """The ERP (or our share of its concurrency) had no room for the request: sent again after
+    `retry_after`, without using an attempt and without a word to the breaker."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ be an outage, that is when the breaker was closed for the request and this worke
 some other message since the failing one was last tried. During an outage nothing is delivered,
 so no message spends its budget however long the outage lasts; a message the ERP keeps refusing
 while others go through still ends up `dead`. Uncounted attempts are logged like any other.
+A `throttled` answer (the ERP, or our share of its concurrency, had no room for the request:
+the netsuite adapter) says nothing of an outage either way: it uses no attempt, leaves the
+breaker as it is, and the message is due again after a second or two (or the ERP's
+`Retry-After`).
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ POLL_SECONDS = 1.0
 MAX_AHEAD = 100
 # How long the first result of a batch waits for others before the batch is written.
 RECORD_LINGER_SECONDS = 0.005
+
+
+# Seconds before a throttled message is sent again, at least (jittered up to twice that).
+THROTTLED_SECONDS = 1.0
+
+
+def _attempt_outcome(status: str, result: Result) -> str:
+    """What the attempt log says of an attempt: the message's new status, or why it waits."""
+    if status != outbox.PENDING:
+        return status
+    return result.outcome.value if result.outcome is Outcome.THROTTLED else Outcome.RETRY.value
 
 
 def worker_id() -> str:
@@ -219,7 +234,7 @@ class Worker:
     # -- the claimer --------------------------------------------------------------------------
 
     def _client(self) -> erp_adapter.Adapter:
-        return erp_adapter.from_settings(self.settings, pool=self.concurrency)
+        return erp_adapter.from_settings(self.settings, self.store, pool=self.concurrency)
 
     def _start(
         self, client: erp_adapter.Adapter
@@ -363,7 +378,9 @@ class Worker:
         seconds = result.duration_ms / 1000
         previous = self._request_seconds
         self._request_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
-        if result.outcome is Outcome.RETRY:
+        if result.outcome is Outcome.THROTTLED:
+            pass  # the ERP is up and busy: neither an outage nor a recovery
+        elif result.outcome is Outcome.RETRY:
             if self.breaker.failed(time.monotonic(), probe=probe, retry_after=result.retry_after):
                 self._breaker_error = result.error
                 log.warning("erp_sync.breaker_opened", extra={"error": result.error})
@@ -377,7 +394,7 @@ class Worker:
         attempt = Attempt(
             attempted_at=attempted_at,
             duration_ms=result.duration_ms,
-            outcome=status if status != outbox.PENDING else Outcome.RETRY.value,
+            outcome=_attempt_outcome(status, result),
             status_code=result.status_code,
             error=result.error,
         )
@@ -396,6 +413,12 @@ class Worker:
             return outbox.DELIVERED, claim.attempts + 1, None
         if result.outcome is Outcome.DEAD:
             return outbox.DEAD, claim.attempts + 1, None
+        if result.outcome is Outcome.THROTTLED:
+            # Jittered, so the messages throttled together do not come back together.
+            delay = THROTTLED_SECONDS * self._rng.uniform(1, 2)
+            if result.retry_after is not None:
+                delay = min(max(delay, result.retry_after), self.backoff.max_seconds)
+            return outbox.PENDING, claim.attempts, utcnow() + timedelta(seconds=delay)
         attempts = claim.attempts + 1 if counts else claim.attempts
         if counts and attempts >= self.max_attempts:
             return outbox.DEAD, attempts, None
@@ -510,8 +533,9 @@ def run_until_signalled(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         watchdog = asyncio.create_task(_stop_when_parent_gone(stop))
-        # The claimer, the recorder and a release at most at once.
-        store = await open_store(settings.database_url, pool_size=3)
+        # The claimer, the recorder and a release at most at once; with NetSuite, permits too.
+        permits = 2 if settings.erp_adapter == "netsuite" else 0
+        store = await open_store(settings.database_url, pool_size=3 + permits)
         try:
             try:
                 await store.prepare()  # the embedded default creates its schema itself

@@ -147,7 +147,7 @@ def _database_metrics(conn: Connection) -> list[Metric]:
 
     deliveries = CounterMetricFamily(
         "invsync_erp_deliveries",
-        "ERP delivery attempts by outcome (delivered, retry, dead).",
+        "ERP delivery attempts by outcome (delivered, retry, throttled, dead).",
         labels=["outcome"],
     )
     for outcome, number in outbox_view.attempts_by_outcome(conn).items():

@@ -340,6 +340,23 @@ UPDATE outbox_message SET claimed_by = NULL, claimed_until = NULL
 WHERE id = ANY($1::text[]) AND claimed_by = $2
 """
 
+# A free slot below the limit, taken: a row that is absent or whose holding has run out. Two
+# statements choosing the same slot meet on its primary key; the second re-checks the row the
+# first wrote, finds it held and takes nothing (its caller asks again).
+_TAKE_PERMIT = """
+WITH free AS (
+    SELECT s AS slot FROM generate_series(0, $1::integer - 1) AS s
+    WHERE NOT EXISTS (SELECT FROM erp_permit AS p WHERE p.slot = s AND p.held_until > $3)
+    ORDER BY random() LIMIT 1
+)
+INSERT INTO erp_permit (slot, holder, held_until) SELECT slot, $2, $4 FROM free
+ON CONFLICT (slot) DO UPDATE SET holder = EXCLUDED.holder, held_until = EXCLUDED.held_until
+WHERE erp_permit.held_until <= $3
+RETURNING slot
+"""
+
+_RETURN_PERMIT = "DELETE FROM erp_permit WHERE slot = $1 AND holder = $2"
+
 _CREDENTIAL = """
 WITH created AS (
     INSERT INTO generated_credential (kind, secret_sha256, created_at) VALUES ($1, $2, $3)
@@ -487,3 +504,13 @@ class PostgresStore:
         async with _errors(self._pool):
             status: str = await self._pool.execute(_RELEASE, ids, worker)
         return int(status.rsplit(" ", 1)[-1])
+
+    async def take_permit(
+        self, limit: int, holder: str, now: datetime, held_until: datetime
+    ) -> int | None:
+        rows = await self._fetch(_TAKE_PERMIT, (limit, holder, now, held_until))
+        return int(rows[0][0]) if rows else None
+
+    async def return_permit(self, slot: int, holder: str) -> None:
+        async with _errors(self._pool):
+            await self._pool.execute(_RETURN_PERMIT, slot, holder)

@@ -10,11 +10,22 @@ serialises the ERP worker's claims, which PostgreSQL does with `SKIP LOCKED`.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, event, exc, insert, or_, select, update
+from sqlalchemy import (
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    exc,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
@@ -39,6 +50,7 @@ from inventory_sync.storage.store import (
 )
 from inventory_sync.storage.tables import (
     count_observation,
+    erp_permit,
     generated_credential,
     inbound_event,
     ledger_movement,
@@ -339,6 +351,34 @@ class SqliteStore:
                 ).rowcount
 
         return await self._run(release) if ids else 0
+
+    async def take_permit(
+        self, limit: int, holder: str, now: datetime, held_until: datetime
+    ) -> int | None:
+        p = erp_permit
+
+        def take() -> int | None:
+            # A writer transaction (BEGIN IMMEDIATE): takers run one after the other.
+            with self.database.transaction() as conn:
+                held = set(conn.execute(select(p.c.slot).where(p.c.held_until > now)).scalars())
+                free = [slot for slot in range(limit) if slot not in held]
+                if not free:
+                    return None
+                slot = random.choice(free)
+                conn.execute(delete(p).where(p.c.slot == slot))
+                conn.execute(insert(p).values(slot=slot, holder=holder, held_until=held_until))
+                return slot
+
+        return await self._run(take)
+
+    async def return_permit(self, slot: int, holder: str) -> None:
+        p = erp_permit
+
+        def give_back() -> None:
+            with self.database.transaction() as conn:
+                conn.execute(delete(p).where(p.c.slot == slot, p.c.holder == holder))
+
+        await self._run(give_back)
 
 
 def _finish(conn: Connection, item: Finished, worker: str) -> bool:

@@ -214,6 +214,16 @@ class Store(Protocol):
     async def release(self, ids: list[str], worker: str) -> int:
         """Give claims back unfinished, so another worker need not wait out the lease."""
 
+    async def take_permit(
+        self, limit: int, holder: str, now: datetime, held_until: datetime
+    ) -> int | None:
+        """One of `limit` permits, held by `holder` until `held_until` (or returned): its slot,
+        or None when all are held. However many processes ask at once, no more than `limit`
+        permits are held at any moment; one held past `held_until` is free again."""
+
+    async def return_permit(self, slot: int, holder: str) -> None:
+        """Give the permit back if `holder` still holds it."""
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")

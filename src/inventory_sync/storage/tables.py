@@ -271,7 +271,7 @@ sync_attempt = Table(
     Column("duration_ms", Integer, nullable=False),
     Column("status_code", Integer),
     Column("error", Text),
-    # delivered | retry | dead
+    # delivered | retry | throttled | dead
     Column("outcome", String(16), nullable=False),
     Column("worker", Text),
     Index(None, "message_id", "id"),
@@ -328,4 +328,18 @@ erp_worker = Table(
     Column("state", String(32), nullable=False),
     Column("breaker_open", Boolean, nullable=False),
     Column("last_error", Text),
+)
+
+
+# -- permits: requests in flight to an ERP that limits them account-wide ---------------------
+
+# One row per permit taken; `slot` below the configured limit, so the primary key alone keeps
+# the holders at most that many. A holder that dies leaves its row until `held_until`, which
+# outlasts the request it covered (erp_sync.netsuite).
+erp_permit = Table(
+    "erp_permit",
+    metadata,
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("holder", String(128), nullable=False),
+    Column("held_until", UTCDateTime(), nullable=False),
 )
