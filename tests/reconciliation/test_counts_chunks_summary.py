@@ -114,6 +114,15 @@ class TestChunks:
         assert item["missing_chunks"] == [2]
         assert item["quarantined_chunks"] == [2]
 
+    def test_sales_are_never_chunk_sets(self, client: TestClient) -> None:
+        sale = f.sold("A", total_chunks=2)
+        assert f.post(client, sale)["status"] == "accepted"
+        del sale["published_at"]  # a sale has no time of its own without it
+        sale["payload"]["logical_timestamp"] += 1
+        assert f.post(client, sale)["status"] == "quarantined"
+        assert chunk_sets(client) == []
+        assert summary(client)["chunks"]["incomplete_sets"] == 0
+
     def test_complete_and_single_chunk_transactions_are_not_listed(
         self, client: TestClient
     ) -> None:

@@ -16,9 +16,11 @@ from starlette.types import Receive, Scope, Send
 from inventory_sync import __version__
 from inventory_sync.api import console, intake
 from inventory_sync.api.auth import load_keyring
-from inventory_sync.api.problems import register_error_handlers
+from inventory_sync.api.docs import serve_docs
+from inventory_sync.api.problems import component_schemas, register_error_handlers
 from inventory_sync.api.request_id import RequestIdMiddleware
 from inventory_sync.api.routes import events, health, ledger, metrics, reconciliation, sync
+from inventory_sync.api.schemas import IntakeAnswer
 from inventory_sync.credentials import Keyring
 from inventory_sync.errors import DatabaseUnavailable
 from inventory_sync.intake.classify import Rules
@@ -34,6 +36,7 @@ log = logging.getLogger("inventory_sync.app")
 # Connections intake writes on at once (PostgreSQL). More only queue in the server: on a few
 # cores the rate peaks with about this many (docs/performance.md).
 INTAKE_CONNECTIONS = 8
+OPENAPI_URL = "/openapi.json"
 
 
 async def prepare(settings: Settings, store: Store) -> Keyring:
@@ -49,19 +52,22 @@ async def prepare(settings: Settings, store: Store) -> Keyring:
 
 def _declare_intake(app: FastAPI) -> None:
     """Add the webhook's operation, served by `intake.IntakeEndpoint`, to the OpenAPI
-    document, as FastAPI would have declared it for a route."""
+    document, as FastAPI would have declared it for a route, with the schemas it names."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["IntakeAnswer"] = intake.IntakeAnswer.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        answer = {"$ref": "#/components/schemas/IntakeAnswer"}
-        schema["paths"] = {intake.PATH: {"post": intake.operation(answer)}, **schema["paths"]}
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {}).update(intake.SECURITY_SCHEMES)
+        named = {**component_schemas(IntakeAnswer), **intake.body_schemas()}
+        known = components.setdefault("schemas", {})
+        clashes = [name for name in named if name in known and known[name] != named[name]]
+        if clashes:
+            raise RuntimeError(f"two schemas named {clashes} in the OpenAPI document")
+        known.update(named)
+        schema["paths"] = {intake.PATH: {"post": intake.operation()}, **schema["paths"]}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -114,15 +120,17 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="NewStore inventory events in; an append-only ledger and ERP documents out.",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        docs_url=None,  # api.docs serves them without a CDN
+        redoc_url=None,
+        openapi_url=OPENAPI_URL if docs else None,
         # A redirect would build its Location from the request's Host header; a path with a
         # trailing slash is simply not found (the webhook answers either way: api.intake).
         redirect_slashes=False,
     )
     _declare_intake(app)
     register_error_handlers(app)
+    if docs:
+        serve_docs(app, OPENAPI_URL)
     app.add_middleware(RequestIdMiddleware)
     for routes in (events, ledger, sync, reconciliation, health, metrics):
         app.include_router(routes.router)

@@ -127,14 +127,24 @@ def bearer_token(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-_bearer = HTTPBearer(auto_error=False, description="An ops token, or an admin token.")
+# Two names for the one bearer header, so that the OpenAPI document says which tokens each
+# operation takes: reads take either kind (FastAPI lists a route's schemes as alternatives),
+# changes an admin token only.
+_ops_token = HTTPBearer(
+    scheme_name="OpsToken",
+    auto_error=False,
+    description="A token of `INVSYNC_OPS_TOKENS`: reads the ops API.",
+)
+_admin_token = HTTPBearer(
+    scheme_name="AdminToken",
+    auto_error=False,
+    description="A token of `INVSYNC_ADMIN_TOKENS`: reads the ops API and changes state "
+    "(replay, dismiss, retry).",
+)
+Presented = HTTPAuthorizationCredentials | None
 
 
-async def require_read(
-    request: Request,
-    presented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """Any ops or admin token. Returns the role."""
+async def _role(request: Request, presented: Presented) -> str:
     keyring = await current_keyring(request.app.state)
     if presented is None:
         raise Unauthorized()
@@ -144,7 +154,19 @@ async def require_read(
     return role
 
 
-def require_admin(role: Annotated[str, Depends(require_read)]) -> str:
+async def require_read(
+    request: Request,
+    presented: Annotated[Presented, Depends(_ops_token)],
+    _same_header: Annotated[Presented, Depends(_admin_token)],
+) -> str:
+    """Any ops or admin token. Returns the role."""
+    return await _role(request, presented)
+
+
+async def require_admin(
+    request: Request, presented: Annotated[Presented, Depends(_admin_token)]
+) -> str:
+    role = await _role(request, presented)
     if role != "admin":
         raise Forbidden("this endpoint changes state and needs an admin token")
     return role
@@ -152,7 +174,7 @@ def require_admin(role: Annotated[str, Depends(require_read)]) -> str:
 
 def admin_name(
     _role: Annotated[str, Depends(require_admin)],
-    presented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    presented: Annotated[Presented, Depends(_admin_token)],
 ) -> str:
     """Who an admin request is, as far as a token can say: the start of its SHA-256, which
     tells tokens apart in an audit trail without revealing any."""

@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from inventory_sync import credentials
 from inventory_sync.api.auth import bearer_token, current_keyring
-from inventory_sync.api.problems import database_unavailable, problem
+from inventory_sync.api.problems import REF_TEMPLATE, database_unavailable, problem
+from inventory_sync.api.problems import responses as problem_responses
 from inventory_sync.credentials import Keyring
 from inventory_sync.errors import DatabaseUnavailable, SchemaBehind
 from inventory_sync.intake import service
 from inventory_sync.intake.classify import Status
+from inventory_sync.newstore import payloads
+from inventory_sync.newstore.payloads import HANDLED_EVENT
 from inventory_sync.observability import metrics
 from inventory_sync.observability.traffic import TRAFFIC
 
@@ -44,18 +47,51 @@ _LOG_LEVELS = {
 }
 
 
-class IntakeAnswer(BaseModel):
-    status: Literal["accepted", "duplicate", "ignored", "quarantined"]
-    event_id: int | None
-    detail: str | None
+SECURITY_SCHEMES = {
+    "WebhookKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A key of `INVSYNC_WEBHOOK_KEYS` (or the one generated at first start).",
+    }
+}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description}
+def body_schemas() -> dict[str, Any]:
+    """`HandledEvent` (`newstore.payloads.HANDLED_EVENT`) and every schema it names, for
+    `components.schemas`. pydantic names a field that takes several names by the first; here
+    the schema names them all and asks for one of them, as the models do."""
+    handled = HANDLED_EVENT.json_schema(ref_template=REF_TEMPLATE)
+    named: dict[str, Any] = {**handled.pop("$defs"), "HandledEvent": handled}
+    for name, schema in named.items():
+        model = getattr(payloads, name, None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for field in model.model_fields.values():
+            alias = field.validation_alias
+            if not isinstance(alias, AliasChoices) or len(alias.choices) < 2:
+                continue
+            first, *others = [str(choice) for choice in alias.choices]
+            for other in others:
+                schema["properties"][other] = schema["properties"][first]
+            if first in schema.get("required", []):
+                schema["required"].remove(first)
+                one_of_them = [{"required": [choice]} for choice in (first, *others)]
+                schema.setdefault("allOf", []).append({"anyOf": one_of_them})
+    return named
 
 
-def operation(answer_schema: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI operation of the webhook; `answer_schema` is `IntakeAnswer`'s reference."""
+def operation() -> dict[str, Any]:
+    """The OpenAPI operation of the webhook. It names `IntakeAnswer` and `HandledEvent` (the
+    handled events, `newstore.payloads.HANDLED_EVENT`) in `components.schemas`."""
+    problems = problem_responses(
+        "unauthorized",
+        "too_large",
+        "unsupported_media_type",
+        "database_unavailable",
+        "schema_behind",
+    )
+    body = {"$ref": REF_TEMPLATE.format(model="HandledEvent")}
+    answer = {"$ref": REF_TEMPLATE.format(model="IntakeAnswer")}
     return {
         "tags": ["webhooks"],
         "summary": "Receive",
@@ -63,19 +99,21 @@ def operation(answer_schema: dict[str, Any]) -> dict[str, Any]:
         "Answers only after the event is committed: `accepted`, `duplicate`, `ignored` or "
         "`quarantined` (stored with the reason, replayable), all with HTTP 200.",
         "operationId": "receive_webhooks_newstore_post",
+        "security": [{"WebhookKey": []}],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "One of the events the service handles, chosen by `name`. A field "
+            "with several names (a location) is read under the first one present; unknown "
+            "fields are kept, not refused. An event of another name is answered `ignored`; a "
+            "body that fits no schema is stored and answered `quarantined`: no body is refused.",
+            "content": {"application/json": {"schema": body}},
         },
         "responses": {
             "200": {
                 "description": "Stored, with its status.",
-                "content": {"application/json": {"schema": answer_schema}},
+                "content": {"application/json": {"schema": answer}},
             },
-            "401": _problem("Missing or wrong webhook key."),
-            "413": _problem("Body larger than INVSYNC_MAX_BODY_BYTES."),
-            "415": _problem("Content-Type is not JSON."),
-            "503": _problem("Database unavailable; NewStore will redeliver."),
+            **{str(status): response for status, response in problems.items()},
         },
     }
 

@@ -27,6 +27,7 @@ from pydantic import (
     GetPydanticSchema,
     PlainValidator,
     TypeAdapter,
+    WithJsonSchema,
 )
 from pydantic_core import core_schema
 
@@ -91,7 +92,15 @@ def _whole_number(low: int, high: int, low_message: str, high_message: str) -> G
             ),
         ]
     )
-    return GetPydanticSchema(lambda _type, _handler: schema)
+    # What the branches accept, said once: the unbounded one only words a refusal.
+    documented = {
+        "anyOf": [
+            {"type": "integer", "minimum": low, "maximum": high},
+            {"type": "number", "multipleOf": 1, "minimum": low, "maximum": high},
+            {"type": "string", "pattern": r"^\s*[-+]?[0-9]+\s*$"},
+        ]
+    }
+    return GetPydanticSchema(lambda _type, _handler: schema, lambda _schema, _handler: documented)
 
 
 Quantity = Annotated[
@@ -186,12 +195,24 @@ def _nesting(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-Timestamp = Annotated[datetime, PlainValidator(parse_timestamp)]
+Timestamp = Annotated[
+    datetime,
+    PlainValidator(parse_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "ISO-8601 with 0 to 9 fractional digits and `Z`, an offset or none "
+            "(then UTC).",
+        }
+    ),
+]
 Text = Annotated[str, _text(0)]
 Id = Annotated[str, _text(1)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
-ChunkNumber = Annotated[int, BeforeValidator(_chunk), Field(ge=1, le=MAX_CHUNKS)]
-TotalChunks = Annotated[int, BeforeValidator(_chunk), Field(ge=1, le=MAX_CHUNKS)]
+# The bounds before the validator, so that they belong to the integer it hands on, and the JSON
+# schema says them.
+ChunkNumber = Annotated[int, Field(ge=1, le=MAX_CHUNKS), BeforeValidator(_chunk)]
+TotalChunks = Annotated[int, Field(ge=1, le=MAX_CHUNKS), BeforeValidator(_chunk)]
 # Passed on to the ERP as they are.
 Identifiers = Annotated[dict[str, Any], AfterValidator(_nesting)]
 

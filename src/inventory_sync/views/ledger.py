@@ -51,7 +51,8 @@ def of_event(event_id: ColumnElement[int] | int) -> ColumnElement[bool]:
     (`ledger.effects.movement_id`), which the index serves; the ledger has no index on
     `event_id` itself."""
     first = event_id * SPAN
-    return and_(m.c.id >= first, m.c.id < first + SPAN, m.c.event_id == event_id)
+    # The last id, not the one after it: that would pass 64 bits for the largest event id.
+    return and_(m.c.id >= first, m.c.id <= first + (SPAN - 1), m.c.event_id == event_id)
 
 
 def movements_query(where: MovementFilter, after_id: int | None = None) -> Select[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import AdminAccess, AdminName, ReadAccess
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
+from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import (
     BadParameter,
     EventFilterQuery,
@@ -17,6 +18,15 @@ from inventory_sync.api.queryparams import (
     TextQuery,
     TimeQuery,
     timestamp,
+)
+from inventory_sync.api.schemas import (
+    BulkReplay,
+    Dismissed,
+    Event,
+    EventDetail,
+    EventPage,
+    EventStatus,
+    IntakeAnswer,
 )
 from inventory_sync.clock import iso, utcnow
 from inventory_sync.errors import NotFound, ServiceError
@@ -57,11 +67,11 @@ class NotQuarantined(ServiceError):
     code = "not_quarantined"
 
 
-@router.get("", responses=csv_export.RESPONSES)
+@router.get("", response_model=EventPage, responses=csv_export.RESPONSES)
 def list_events(
     db: DatabaseDep,
     _role: ReadAccess,
-    status: Literal["accepted", "ignored", "quarantined", "dismissed"] | None = None,
+    status: EventStatus | None = None,
     name: TextQuery = None,
     tenant: TextQuery = None,
     location_id: TextQuery = None,
@@ -96,7 +106,7 @@ def list_events(
     position = pagination.decode(cursor, (int,))
     with db.snapshot() as conn:
         rows = fetch(conn, limit + 1, int(position[0]) if position else None)
-    return pagination.page(rows, limit, lambda row: [row["id"]])
+    return pagination.answer(rows, limit, lambda row: [row["id"]])
 
 
 # PostgreSQL text cannot hold NUL, as for query parameters (`queryparams.TextQuery`).
@@ -129,7 +139,7 @@ def _who(admin: str, by: str | None) -> str:
     return f"{by} ({admin})" if by else admin
 
 
-@router.post("/dismiss")
+@router.post("/dismiss", response_model=Dismissed, responses=responses("invalid_parameter"))
 def dismiss_many(db: DatabaseDep, admin: AdminName, request: BulkDismissal) -> Any:
     """Dismiss every quarantined event matching `name`, `tenant`, `location_id`, `since` and
     `until` (on `received_at`, `until` exclusive), or every quarantined event with `all: true`.
@@ -157,7 +167,11 @@ def _load(db: Database, event_id: int) -> Any:
     return row
 
 
-@router.get("/{event_id}")
+@router.get(
+    "/{event_id}",
+    response_model=EventDetail,
+    responses=responses("not_found", "csv_unavailable"),
+)
 def get_event(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -176,7 +190,17 @@ def get_event(
     return body
 
 
-@router.get("/{event_id}/raw", response_class=Response)
+@router.get(
+    "/{event_id}/raw",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The body as received, with the `Content-Type` it came with.",
+            "content": {"*/*": {}},
+        },
+        **responses("not_found"),
+    },
+)
 def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
     """The stored body byte for byte, with the content type it came with; 404 for an ignored
     event whose body was not kept (INVSYNC_KEEP_IGNORED_BODIES) and for a body retention has
@@ -195,7 +219,7 @@ def get_raw(db: DatabaseDep, _role: ReadAccess, event_id: EventId) -> Response:
     return Response(row.raw_body, media_type=row.content_type or "application/octet-stream")
 
 
-@router.post("/replay")
+@router.post("/replay", response_model=BulkReplay)
 async def replay_matching(
     store: StoreDep,
     rules: RulesDep,
@@ -221,7 +245,8 @@ async def replay_matching(
 
 @router.post(
     "/{event_id}/replay",
-    responses={409: {"description": "The event is dismissed; it is not replayed."}},
+    response_model=IntakeAnswer,
+    responses=responses("not_found", "not_quarantined"),
 )
 async def replay_event(
     store: StoreDep, rules: RulesDep, _role: AdminAccess, event_id: EventId
@@ -239,7 +264,8 @@ async def replay_event(
 
 @router.post(
     "/{event_id}/dismiss",
-    responses={409: {"description": "The event is not quarantined (nor dismissed)."}},
+    response_model=Event,
+    responses=responses("not_found", "not_quarantined"),
 )
 def dismiss_event(db: DatabaseDep, admin: AdminName, event_id: EventId, request: Dismissal) -> Any:
     """Set a quarantined event aside for good, with a reason: its status becomes `dismissed`,

@@ -12,11 +12,15 @@ from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
-from inventory_sync.ledger.effects import Kind
+from inventory_sync.api.schemas import MovementPage, StockPage
+from inventory_sync.ledger.effects import SPAN, Kind
 from inventory_sync.storage.database import Database
 from inventory_sync.views import ledger as ledger_view
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
+# The largest event id a movement id can hold (`ledger.effects.movement_id`); beyond it no
+# event has movements, and the id range of one would not fit in 64 bits.
+MAX_EVENT_ID = (2**63 - 1) // SPAN
 
 CSV_COLUMNS = [
     "id",
@@ -48,7 +52,7 @@ def ledger_csv(db: Database, where: ledger_view.MovementFilter) -> StreamingResp
     return csv_export.response("ledger", CSV_COLUMNS, _movements(db, where))
 
 
-@router.get("/ledger", responses=csv_export.RESPONSES)
+@router.get("/ledger", response_model=MovementPage, responses=csv_export.RESPONSES)
 def list_ledger(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -59,7 +63,7 @@ def list_ledger(
     tenant: TextQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
-    event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    event_id: Annotated[int | None, Query(ge=1, le=MAX_EVENT_ID)] = None,
     format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
@@ -82,7 +86,7 @@ def list_ledger(
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
         rows = ledger_view.list_movements(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["id"]])
+    return pagination.answer(rows, limit, lambda row: [row["id"]])
 
 
 STOCK_CSV_COLUMNS = [
@@ -110,7 +114,7 @@ def stock_csv(db: Database, where: ledger_view.StockFilter) -> StreamingResponse
     return csv_export.response("stock", STOCK_CSV_COLUMNS, map(_flat_position, every))
 
 
-@router.get("/stock", responses=csv_export.RESPONSES)
+@router.get("/stock", response_model=StockPage, responses=csv_export.RESPONSES)
 def list_stock(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -132,4 +136,4 @@ def list_stock(
     after = pagination.decode(cursor, (str, str, str, str))
     with db.snapshot() as conn:
         rows = ledger_view.stock_positions(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row[k] for k in ledger_view.KEY])
+    return pagination.answer(rows, limit, lambda row: [row[k] for k in ledger_view.KEY])

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPBearer
 
 from inventory_sync import credentials
-from inventory_sync.api.auth import Unauthorized, bearer_token
+from inventory_sync.api.auth import Presented, Unauthorized
+from inventory_sync.api.problems import responses
 from inventory_sync.observability.metrics import DatabaseCollector, exposition
 from inventory_sync.settings import Settings
 
 router = APIRouter(tags=["health"])
+_metrics_token = HTTPBearer(
+    scheme_name="MetricsToken",
+    auto_error=False,
+    description="`INVSYNC_METRICS_TOKEN`; asked for only when it is set.",
+)
 
 
-@router.get("/metrics", response_class=Response)
-def scrape(request: Request) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **responses("unauthorized"),
+    },
+)
+def scrape(request: Request, presented: Annotated[Presented, Depends(_metrics_token)]) -> Response:
     """Prometheus exposition. It names no secret, id or tenant; with `INVSYNC_METRICS_TOKEN`
     set it needs that token as a bearer token."""
     settings: Settings = request.app.state.settings
     if settings.metrics_token is not None:
-        token = bearer_token(request.headers.get("authorization"))
         expected = [credentials.digest(settings.metrics_token.get_secret_value())]
-        if token is None or not credentials.matches(token, expected):
+        if presented is None or not credentials.matches(presented.credentials, expected):
             raise Unauthorized
     collector: DatabaseCollector = request.app.state.metrics_collector
     body, media_type = exposition(collector)

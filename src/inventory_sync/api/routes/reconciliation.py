@@ -11,7 +11,17 @@ from fastapi import APIRouter, Query, Request
 from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import ReadAccess
 from inventory_sync.api.deps import DatabaseDep
+from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import TextQuery, TimeQuery, timestamp
+from inventory_sync.api.schemas import (
+    ChunkSetPage,
+    CompletenessPage,
+    CountPage,
+    ErpStockComparison,
+    Summary,
+    TransferPage,
+    UnmatchedReceiptPage,
+)
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import erp_stock
 from inventory_sync.settings import Settings
@@ -93,7 +103,7 @@ COMPLETENESS_CSV_COLUMNS = [
 ]
 
 
-@router.get("")
+@router.get("", response_model=Summary, responses=responses("csv_unavailable"))
 def get_summary(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -110,7 +120,7 @@ def get_summary(
         return summary.summary(conn, tenant)
 
 
-@router.get("/transfers", responses=csv_export.RESPONSES)
+@router.get("/transfers", response_model=TransferPage, responses=csv_export.RESPONSES)
 def list_transfers(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -164,10 +174,14 @@ def list_transfers(
     after = pagination.decode(cursor, (str, str))
     with db.snapshot() as conn:
         rows = transfers.list_transfers(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, position)
+    return pagination.answer(rows, limit, position)
 
 
-@router.get("/transfers/unmatched", responses=csv_export.RESPONSES)
+@router.get(
+    "/transfers/unmatched",
+    response_model=UnmatchedReceiptPage,
+    responses=csv_export.RESPONSES,
+)
 def list_unmatched_receipts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -206,10 +220,10 @@ def list_unmatched_receipts(
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
         rows = transfers.list_unmatched(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["event_id"]])
+    return pagination.answer(rows, limit, lambda row: [row["event_id"]])
 
 
-@router.get("/counts", responses=csv_export.RESPONSES)
+@router.get("/counts", response_model=CountPage, responses=csv_export.RESPONSES)
 def list_counts(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -252,10 +266,10 @@ def list_counts(
     after = int(position[0]) if position else None
     with db.snapshot() as conn:
         rows = counts.list_counts(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, lambda row: [row["id"]])
+    return pagination.answer(rows, limit, lambda row: [row["id"]])
 
 
-@router.get("/chunks", responses=csv_export.RESPONSES)
+@router.get("/chunks", response_model=ChunkSetPage, responses=csv_export.RESPONSES)
 def list_chunks(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -291,10 +305,10 @@ def list_chunks(
     after = pagination.decode(cursor, (str, str, str))
     with db.snapshot() as conn:
         rows = chunks.list_incomplete(conn, where, limit + 1, after)
-    return pagination.page(rows, limit, position)
+    return pagination.answer(rows, limit, position)
 
 
-@router.get("/completeness")
+@router.get("/completeness", response_model=CompletenessPage, responses=csv_export.RESPONSES)
 def list_completeness(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -325,15 +339,13 @@ def list_completeness(
         return csv_export.response("completeness", COMPLETENESS_CSV_COLUMNS, rows)
     if after is not None:
         rows = [row for row in rows if [row["tenant"], row["location_id"]] > after]
-    return pagination.page(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])
+    return pagination.answer(rows[: limit + 1], limit, lambda r: [r["tenant"], r["location_id"]])
 
 
 @router.get(
     "/erp",
-    responses={
-        409: {"description": "The adapter cannot read the ERP's stock."},
-        503: {"description": "The ERP (or the database) did not answer; retry later."},
-    },
+    response_model=ErpStockComparison,
+    responses=responses("erp_stock_unreadable", "erp_unavailable"),
 )
 async def compare_erp_stock(
     request: Request,

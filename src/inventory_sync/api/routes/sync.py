@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
 from inventory_sync.api import csv_export, pagination
 from inventory_sync.api.auth import AdminAccess, ReadAccess
 from inventory_sync.api.deps import DatabaseDep
+from inventory_sync.api.problems import responses
 from inventory_sync.api.queryparams import MessageFilterQuery, Order
+from inventory_sync.api.schemas import (
+    MessageStatus,
+    Retried,
+    SyncMessageDetail,
+    SyncMessagePage,
+)
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
 from inventory_sync.errors import NotFound, ServiceError
@@ -47,12 +54,12 @@ class AlreadyDelivered(ServiceError):
     code = "already_delivered"
 
 
-@router.get("/messages", responses=csv_export.RESPONSES)
+@router.get("/messages", response_model=SyncMessagePage, responses=csv_export.RESPONSES)
 def list_messages(
     db: DatabaseDep,
     _role: ReadAccess,
     matching: MessageFilterQuery,
-    status: Literal["pending", "delivered", "dead"] | None = None,
+    status: MessageStatus | None = None,
     event_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     order: Order = "desc",
     format: csv_export.Format = "json",
@@ -78,10 +85,14 @@ def list_messages(
     position = pagination.decode(cursor, (int,))
     with db.snapshot() as conn:
         rows = fetch(conn, limit + 1, int(position[0]) if position else None)
-    return pagination.page(rows, limit, lambda row: [row["event_id"]])
+    return pagination.answer(rows, limit, lambda row: [row["event_id"]])
 
 
-@router.get("/messages/{message_id}")
+@router.get(
+    "/messages/{message_id}",
+    response_model=SyncMessageDetail,
+    responses=responses("not_found", "csv_unavailable"),
+)
 def get_message(
     db: DatabaseDep,
     _role: ReadAccess,
@@ -98,7 +109,7 @@ def get_message(
     return body
 
 
-@router.post("/messages/retry")
+@router.post("/messages/retry", response_model=Retried)
 def retry_dead(
     db: DatabaseDep,
     _role: AdminAccess,
@@ -113,7 +124,11 @@ def retry_dead(
     return {"retried": done.retried, "failed": done.failed, "remaining": done.remaining}
 
 
-@router.post("/messages/{message_id}/retry")
+@router.post(
+    "/messages/{message_id}/retry",
+    response_model=SyncMessageDetail,
+    responses=responses("not_found", "already_delivered"),
+)
 def retry_message(db: DatabaseDep, _role: AdminAccess, message_id: MessageId) -> Any:
     """Deliver one message again now: a `dead` one goes back to `pending` with its attempts
     reset; a `pending` one is made due at once. A delivered message answers 409."""

@@ -53,7 +53,14 @@ def _incomplete(where: ChunkFilter, after: list[str] | None) -> Select[Any]:
             # Every chunk names the same store; a chunk refused before its store was read, none.
             func.max(e.c.location_id).label("location_id"),
         )
-        .where(e.c.tenant.is_not(None), e.c.name.is_not(None), e.c.payload_id.is_not(None))
+        # A sale has no chunk number (its key ends with its logical timestamp): it is never
+        # chunked, whatever `total_chunks` its payload carries.
+        .where(
+            e.c.tenant.is_not(None),
+            e.c.name.is_not(None),
+            e.c.payload_id.is_not(None),
+            e.c.chunk_number.is_not(None),
+        )
         .group_by(e.c.tenant, e.c.name, e.c.payload_id)
         .having(total > received)
     )
