@@ -113,6 +113,13 @@ class TestUnknownVariables:
             "invsync_erp_ur is not a setting and is ignored; did you mean INVSYNC_ERP_URL?",
         ]
 
+    def test_the_variables_ci_and_compose_set_are_known(self) -> None:
+        root = Path(__file__).resolve().parents[1]
+        text = (root / ".ci" / "run").read_text() + (root / "docker-compose.yml").read_text()
+        names = set(re.findall(r"\bINVSYNC_[A-Z_]+", text))
+        assert "INVSYNC_REQUIRE_POSTGRES" in names
+        assert unknown_variables(dict.fromkeys(names, "1")) == []
+
     def test_the_env_file_is_read_too(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -281,6 +281,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         "INVSYNC_PORT",
         "INVSYNC_REQUIRE_POSTGRES",
         "INVSYNC_REQUIRE_TRYTON",
+        "INVSYNC_REQUIRE_BROWSER",
         "INVSYNC_BIND",
     }
     names = set(os.environ if environ is None else environ)
