@@ -193,6 +193,19 @@ class TestAnswers:
         assert f.events(client, status="quarantined") == []
         assert [e["payload_id"] for e in f.events(client, status="ignored")] == ["FR-1", "FR-1"]
 
+    def test_a_refused_unhandled_event_keeps_its_own_reason(self, client: TestClient) -> None:
+        # Refused for its envelope, not for a key it shares with another unhandled event.
+        answers = [
+            f.post(
+                client,
+                f.envelope("order.created", {"id": "O-9"}, published_at=published_at),
+            )
+            for published_at in ("nope", "also-nope")
+        ]
+        assert [a["status"] for a in answers] == ["quarantined", "quarantined"]
+        assert [a["detail"].split(":")[0] for a in answers] == ["published_at", "published_at"]
+        assert "also-nope" in answers[1]["detail"]
+
     def test_an_ignored_body_is_not_kept_unless_configured(
         self, client: TestClient, settings: Settings
     ) -> None:

@@ -110,6 +110,24 @@ class TestImport:
         assert f.post(client, events[2])["status"] == "duplicate"
         assert totals(db) == (5, 4, 2)
 
+    def test_of_two_lines_under_one_key_the_first_is_stored_as_the_webhook_would(
+        self, runner: CliRunner, db: Database, tmp_path: Path
+    ) -> None:
+        # With several events in flight, the later of two conflicting lines must not win.
+        bodies = []
+        for n in range(40):
+            first = f.adjustment((f"P{n}", 1))
+            later = json.loads(json.dumps(first))
+            later["payload"]["items"][0]["quantity"] = 7
+            bodies += [first, later]
+        export = tmp_path / "conflicts.export"
+        export.write_bytes(ndjson(*bodies))
+        summary = imported(runner, "--concurrency", "8", str(export))
+        assert counts(summary) == (40, 0, 0, 40)
+        with db.snapshot() as conn:
+            quantities = set(conn.execute(select(ledger_movement.c.quantity)).scalars())
+        assert quantities == {-1, 1}
+
     def test_gzip_and_standard_input(self, runner: CliRunner, db: Database, tmp_path: Path) -> None:
         compressed = tmp_path / "export.gz"
         compressed.write_bytes(gzip.compress(ndjson(f.received(("A", 1)))))

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from inventory_sync.ledger import documents, effects
 from inventory_sync.newstore import validation
-from inventory_sync.newstore.payloads import HandledEvent, ItemsCompleted
+from inventory_sync.newstore.payloads import HANDLED, HandledEvent, ItemsCompleted
 from inventory_sync.settings import LINES_LIMIT, Settings
 from inventory_sync.storage.store import EventRow, Verdict, Write
 
@@ -215,7 +215,9 @@ def _refused(read: validation.Refused, content_hash: str) -> Classified:
     key = validation.lenient_key(read.document) if read.document is not None else None
     verdict = Classified(Status.QUARANTINED, content_hash, error=read.reason)
     if key is not None:
-        verdict = replace(verdict, key=key, slot=primary_slot(key), tenant=key[0], name=key[1])
+        # As for an ignored event: an unhandled name is never compared by its key.
+        slot = primary_slot(key) if key[1] in HANDLED else None
+        verdict = replace(verdict, key=key, slot=slot, tenant=key[0], name=key[1])
     if read.document is not None:
         verdict = replace(verdict, location_id=validation.lenient_location(read.document))
     if read.envelope is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import json
 import os
 import select
 import sys
@@ -29,6 +30,7 @@ from inventory_sync.errors import DatabaseUnavailable
 from inventory_sync.intake import service
 from inventory_sync.intake.classify import Rules, Status, sha256
 from inventory_sync.intake.recent import RecentBodies
+from inventory_sync.newstore import validation
 from inventory_sync.storage.store import Store
 
 CONTENT_TYPE = "application/json"
@@ -246,6 +248,7 @@ async def run(
 async def _one(state: _Run, export: Export) -> None:
     lines = export.lines(state.limit)
     flight: dict[asyncio.Task[service.Outcome], int] = {}
+    keys: dict[asyncio.Task[service.Outcome], validation.Key] = {}
     failures: list[tuple[int, str]] = []
     interruption = state.interruption
     number = 0
@@ -270,8 +273,20 @@ async def _one(state: _Run, export: Export) -> None:
                 break
             finally:
                 interruption.waiting = False
-            work = _store(state, line, origin(export.name, number))
-            flight[asyncio.ensure_future(work)] = number
+            key = _key(line) if state.in_flight > 1 else None
+            for finished in [task for task in keys if task not in flight]:
+                del keys[finished]
+            if key is not None and key in keys.values():
+                # Two lines under one dedupe key: the first in the file must be the one stored
+                # first, as the webhook would have them, so the later waits for the earlier.
+                failures += await _settle(state, export, flight, asyncio.ALL_COMPLETED)
+                keys.clear()
+                if failures:
+                    break
+            work = asyncio.ensure_future(_store(state, line, origin(export.name, number)))
+            flight[work] = number
+            if key is not None:
+                keys[work] = key
     finally:
         if flight:
             failures += await _settle(state, export, flight, asyncio.ALL_COMPLETED)
@@ -305,6 +320,17 @@ async def _settle(
         if state.watcher is not None:
             state.watcher.stored(export, outcome)
     return failures
+
+
+def _key(line: bytes | TooLong) -> validation.Key | None:
+    """The dedupe key a line names, if it names one (whatever else is wrong with it)."""
+    if isinstance(line, TooLong):
+        return None
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return None
+    return validation.lenient_key(document) if isinstance(document, dict) else None
 
 
 async def _store(state: _Run, line: bytes | TooLong, where: str) -> service.Outcome:
