@@ -3,6 +3,7 @@ CSRF, roles, what the pages show and that none of them shows a secret."""
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Iterator
@@ -286,6 +287,15 @@ class TestActions:
         listed = client.get("/console/quarantine").text
         assert 'id="match-count">1<' in listed
 
+        dismissal = {"reason": "a test line"}
+        dismissed = client.post(
+            f"/v1/events/{bad}/dismiss", json=dismissal, headers=f.admin_headers()
+        )
+        assert dismissed.status_code == 200
+        refused = client.post(f"/console/events/{bad}/replay", data={"csrf": csrf})
+        assert refused.status_code == 409
+        assert f.event(client, bad)["status"] == "dismissed"
+
     def test_replay_goes_on_past_what_stays_quarantined(
         self,
         settings: Settings,
@@ -376,6 +386,9 @@ class TestPages:
         assert ids(status="", name="", tenant="") == [accepted, held]  # empty boxes: no filter
         assert ids(q="P-FIND-ME") == [accepted]
         assert ids(q=str(held)) == [held]
+        assert ids(q="\u00b2") == []  # a digit to isdigit(), not to int()
+        nested = base64.urlsafe_b64encode(b"[" * 1500).decode()
+        assert client.get("/console/events", params={"cursor": nested}).status_code == 400
         assert ids(since="2999-01-01T00:00") == []
         assert ids(limit="1") == [accepted]
         bad = client.get("/console/events", params={"since": "yesterday"})

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from inventory_sync.cli.main import cli
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
+from inventory_sync.storage.tables import outbox_message
 from tests import factories as f
 from tests.erp_sync.conftest import FakeErp, Reply, accept, erp_settings, make_worker, message, run
 from tests.ops.test_replay import quarantine, rows
@@ -116,6 +118,22 @@ class TestRetryMatching:
         assert retry(client, max=1) == {"retried": 1, "failed": 0, "remaining": 0}
         assert message(client, closed)["status"] == "pending"
         assert message(client, delivered)["status"] == "delivered"
+
+    def test_the_error_filter_folds_every_letter_on_both_backends(
+        self, settings: Settings, client: TestClient, db: Database, erp: FakeErp
+    ) -> None:
+        sku, _, _ = kill(client, settings, db, erp)
+        with db.transaction() as conn:
+            conn.execute(
+                update(outbox_message)
+                .where(outbox_message.c.id == sku)
+                .values(last_error="400: Artikel Größe unbekannt: ÄRGER")
+            )
+        for part in ("ÄRGER", "ärger", "größe"):
+            listed = client.get(
+                "/v1/sync/messages", params={"status": "dead", "error": part}, headers=ADMIN
+            ).json()["items"]
+            assert [m["id"] for m in listed] == [sku], part
 
     def test_remaining_when_bounded(
         self, settings: Settings, client: TestClient, db: Database, erp: FakeErp

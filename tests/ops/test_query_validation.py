@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -57,6 +59,11 @@ class TestForgedCursors:
                 if response.status_code != 400 or "cursor" not in response.json()["detail"]:
                     problems.append((part, at, response.status_code, response.text[:100]))
         assert problems == []
+
+    def test_a_cursor_nested_past_the_parser_is_a_bad_cursor(self, client: TestClient) -> None:
+        nested = base64.urlsafe_b64encode(b"[" * 1500).decode()
+        response = client.get("/v1/events", params={"cursor": nested}, headers=f.read_headers())
+        assert response.status_code == 400
 
     def test_the_largest_valid_integer_is_a_cursor_like_any(self, client: TestClient) -> None:
         cursor = pagination.encode([2**63 - 1])

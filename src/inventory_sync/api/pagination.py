@@ -33,7 +33,8 @@ def decode(cursor: str | None, kinds: tuple[type, ...]) -> list[Any] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays nested deeper than the parser goes; no cursor of ours nests.
         raise BadCursor("cursor is not one this service issued") from None
     if (
         not isinstance(position, list)

@@ -62,6 +62,10 @@ from inventory_sync.storage.tables import (
 T = TypeVar("T")
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def engine(url: str) -> Engine:
     """SQLAlchemy's engine for `sqlite:///path`, configured as the service needs it."""
     built = create_engine(
@@ -80,6 +84,9 @@ def engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # SQLite's own lower() folds ASCII only; searches "in any case" need every letter folded,
+        # as on PostgreSQL.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(built, "begin")
     def _on_begin(connection: Connection) -> None:

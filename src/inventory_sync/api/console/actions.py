@@ -28,6 +28,7 @@ from inventory_sync.api.console.rendering import (
 )
 from inventory_sync.api.deps import DatabaseDep, RulesDep, StoreDep
 from inventory_sync.api.queryparams import EventFilterQuery, MessageFilterQuery
+from inventory_sync.api.routes.events import NotQuarantined
 from inventory_sync.api.routes.sync import AlreadyDelivered, MessageId
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import outbox
@@ -107,8 +108,11 @@ async def sign_out(request: Request, viewer: Viewer, _form: Form) -> Response:
 async def replay(
     store: StoreDep, rules: RulesDep, _admin: Admin, form: Form, event_id: EventId
 ) -> Response:
-    if await intake.replay(store, event_id, rules) is None:
+    outcome = await intake.replay(store, event_id, rules)
+    if outcome is None:
         raise NotFound(f"no event {event_id}")
+    if outcome.status is Status.DISMISSED:
+        raise NotQuarantined(f"event {event_id} is dismissed; a dismissed event is not replayed")
     back = _back(form.get("back"), f"/console/events/{event_id}")
     return RedirectResponse(_noticed(back, "replay"), status_code=303)
 

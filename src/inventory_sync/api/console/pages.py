@@ -92,7 +92,8 @@ def events(
     with db.snapshot() as conn:
         if q:
             where = replace(where, payload_id=q.strip())
-            if q.strip().isdigit() and int(q) <= 2**62:
+            # isdigit() alone admits digits such as "²" that int() refuses.
+            if q.strip().isascii() and q.strip().isdigit() and int(q) <= 2**62:
                 row = events_view.get_event(conn, int(q), 0)
                 found = None if row is None else events_view.event_json(row)
         rows = events_view.list_events(conn, where, limit + 1, _after(cursor))
