@@ -326,6 +326,17 @@ class TestHostileButValid:
         assert f.events(client)[0]["payload_id"] == "12345"
         assert f.post(client, body)["status"] == "duplicate"
 
+    def test_a_payload_id_beyond_floats_is_refused_not_read_as_inf(
+        self, client: TestClient
+    ) -> None:
+        answers = []
+        for product in ("A", "B"):
+            text = json.dumps(receipt(id="ID", items=[{"product_id": product, "quantity": 1}]))
+            answers.append(f.post(client, text.replace('"id": "ID"', '"id": 1e400')))
+        assert [a["status"] for a in answers] == ["quarantined", "quarantined"]
+        assert all(a["detail"].startswith("payload.id") for a in answers), answers
+        assert f.ledger(client) == []
+
     def test_largest_allowed_quantities_fit_the_columns(self, client: TestClient) -> None:
         top = payloads.MAX_QUANTITY
         assert f.post(client, with_line(quantity=top))["status"] == "accepted"

@@ -4,6 +4,7 @@ processes against a NetSuite that refuses more than its limit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -16,15 +17,61 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from inventory_sync.clock import utcnow
+from inventory_sync.erp_sync.client import Outcome
+from inventory_sync.erp_sync.netsuite import NetSuiteAdapter
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.store import open_store
 from inventory_sync.storage.tables import erp_worker
 from tests.erp_sync.conftest import accept, message
-from tests.netsuite.conftest import FakeNetSuite, netsuite_environment
+from tests.netsuite.conftest import FakeNetSuite, netsuite_environment, netsuite_settings
+
+
+def _receipt(message_id: str) -> str:
+    return json.dumps(
+        {
+            "id": message_id,
+            "type": "inventory.receipt",
+            "tenant": "acme",
+            "location_id": "US-NYC-01",
+            "occurred_at": "2024-05-14T09:31:55Z",
+            "source": {"event_name": "inventory_transaction.items_received", "event_id": "e"},
+            "references": {},
+            "lines": [{"product_id": "P", "stock_location": "main", "quantity_delta": 1}],
+        }
+    )
 
 
 class TestPermits:
+    def test_a_request_left_without_an_answer_keeps_its_permit(self, settings: Settings) -> None:
+        # NetSuite goes on with a request whose answer we gave up on: sending another in its
+        # place would put one more in flight than the limit.
+        slow = FakeNetSuite(delay=1.5, limit=1)
+        slow.thread.start()
+        configured = netsuite_settings(
+            settings, slow.url, netsuite_concurrency=1, erp_timeout_seconds=0.4
+        )
+
+        async def scenario() -> tuple[Outcome, Outcome]:
+            store = await open_store(settings.database_url, pool_size=2)
+            await store.prepare()
+            adapter = NetSuiteAdapter.from_settings(configured, store, pool=1)
+            try:
+                first = await adapter.send("m-1", _receipt("m-1"))
+                second = await adapter.send("m-2", _receipt("m-2"))
+                await asyncio.sleep(1.5)
+                return first.outcome, second.outcome
+            finally:
+                await adapter.aclose()
+                await store.close()
+
+        try:
+            assert asyncio.run(scenario()) == (Outcome.RETRY, Outcome.THROTTLED)
+            assert (len(slow.calls), slow.max_in_flight) == (1, 1)
+        finally:
+            slow.server.shutdown()
+            slow.server.server_close()
+
     def test_at_most_the_limit_are_held_and_a_lapsed_one_is_free_again(
         self, settings: Settings
     ) -> None:

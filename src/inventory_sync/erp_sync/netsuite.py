@@ -144,8 +144,11 @@ class NetSuiteAdapter:
             return Result(Outcome.DEAD, elapsed_ms(), error=f"unreadable document: {error!r}")
         if booked is None:
             return Result(Outcome.DELIVERED, elapsed_ms())  # nothing to book
+        # Each permit its own holder: a late return of a lapsed permit never frees the same
+        # slot taken again since by another lane of this adapter.
+        holder = f"{self.holder}:{secrets.token_hex(4)}"
         try:
-            slot = await self._take_permit(deadline)
+            slot = await self._take_permit(deadline, holder)
         except DatabaseUnavailable as error:
             reason = f"no NetSuite permit: database unavailable: {str(error)[:200]}"
             return Result(Outcome.THROTTLED, elapsed_ms(), error=reason)
@@ -157,6 +160,8 @@ class NetSuiteAdapter:
             status, body, retry_after = await self._put(
                 url, message_id, booked.body, deadline - time.perf_counter()
             )
+        # Without an answer NetSuite may still be working on the request: its permit is kept
+        # until it lapses, so that no other request is sent in its place meanwhile.
         except TimeoutError:
             return Result(Outcome.RETRY, elapsed_ms(), error="timeout")
         except (aiohttp.ClientError, OSError) as error:
@@ -166,26 +171,25 @@ class NetSuiteAdapter:
                 elapsed_ms(),
                 error=f"connection error: {reason[:BODY_EXCERPT_CHARS]}",
             )
-        finally:
-            await self._return_permit(slot)
+        await self._return_permit(slot, holder)
         outcome, refusal = answer(status, body)
         return Result(outcome, elapsed_ms(), status, refusal, retry_after)
 
-    async def _take_permit(self, deadline: float) -> int | None:
+    async def _take_permit(self, deadline: float, holder: str) -> int | None:
         """A permit held until shortly after `deadline`, waiting a part of the time bound for
         one while all are held; None if none came free."""
         give_up = time.perf_counter() + self.timeout_seconds * PERMIT_WAIT_SHARE
         while True:
             now = utcnow()
             until = now + timedelta(seconds=deadline - time.perf_counter() + PERMIT_MARGIN_SECONDS)
-            slot = await self.permits.take_permit(self.concurrency, self.holder, now, until)
+            slot = await self.permits.take_permit(self.concurrency, holder, now, until)
             if slot is not None or time.perf_counter() >= give_up:
                 return slot
             await asyncio.sleep(PERMIT_POLL_SECONDS * random.uniform(0.5, 1.5))
 
-    async def _return_permit(self, slot: int) -> None:
+    async def _return_permit(self, slot: int, holder: str) -> None:
         try:
-            await self.permits.return_permit(slot, self.holder)
+            await self.permits.return_permit(slot, holder)
         except DatabaseUnavailable:
             pass  # it lapses on its own
 

@@ -157,7 +157,9 @@ def _text(min_length: int) -> GetPydanticSchema:
             ),
             (
                 core_schema.no_info_after_validator_function(
-                    as_text, core_schema.float_schema(strict=True)
+                    # 1e400 reads as infinity: no id, or every such id would be "inf".
+                    as_text,
+                    core_schema.float_schema(strict=True, allow_inf_nan=False),
                 ),
                 "text:float",
             ),
