@@ -134,7 +134,7 @@ def register(
             done = integrations.register(
                 client, settings.newstore_integration_id, callback_url, key
             )
-        except ValueError as error:
+        except integrations.MissingCallbackUrl as error:
             raise typer.BadParameter(str(error), param_hint="--callback-url") from None
 
     def render(console: Console) -> None:

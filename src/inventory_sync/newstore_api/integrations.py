@@ -103,6 +103,10 @@ def _parameters(callback_url: str, api_key: str) -> dict[str, Any]:
     }
 
 
+class MissingCallbackUrl(ValueError):
+    """Registering needs a callback URL that neither the command nor NewStore has."""
+
+
 @dataclass(frozen=True)
 class Registered:
     action: str
@@ -119,13 +123,17 @@ def register(
     found = get(client, integration_id)
     if found is None:
         if callback_url is None:
-            raise ValueError(f"no integration {integration_id} yet: give its --callback-url")
+            raise MissingCallbackUrl(
+                f"no integration {integration_id} yet: give its --callback-url"
+            )
         body = {"id": integration_id, "integration_type": PERMANENT}
         client.call("POST", INTEGRATIONS, body=body | _parameters(callback_url, api_key))
         return Registered("created", get(client, integration_id) or Integration.parse(body))
     url = callback_url or found.callback_url
     if url is None:
-        raise ValueError(f"integration {integration_id} has no callback URL: give --callback-url")
+        raise MissingCallbackUrl(
+            f"integration {integration_id} has no callback URL: give --callback-url"
+        )
     missing, extra = found.filter_difference()
     if url == found.callback_url and api_key == found.api_key and not missing and not extra:
         return Registered("unchanged", found)
