@@ -72,6 +72,8 @@ class FakeNewStore:
         self.echo_token = False
         self.echo_padding = 0
         self.not_json = False
+        # Whether each attempt NewStore records carries the event's payload.
+        self.attempt_payloads = False
         self.lock = threading.RLock()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.fake = self
@@ -132,7 +134,7 @@ class FakeNewStore:
             "domain_entity_type": envelope["name"].split(".")[0],
             "event_name": envelope["name"],
             "response_time_ms": 12,
-        }
+        } | ({"payload": envelope["payload"]} if self.attempt_payloads else {})
         with self.lock:
             self.attempts.append(attempt)
             self.publications[publication] = (integration_id, envelope)

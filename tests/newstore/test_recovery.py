@@ -65,6 +65,12 @@ def stored(db: Database) -> dict[tuple[str, int | None], str]:
         return {(r.payload_id, r.chunk_number): r.status for r in rows}
 
 
+def statuses(db: Database, payload_id: str) -> list[str]:
+    e = inbound_event
+    with db.snapshot() as conn:
+        return list(conn.scalars(select(e.c.status).where(e.c.payload_id == payload_id)))
+
+
 def later(moment: datetime, milliseconds: int) -> datetime:
     return moment + timedelta(milliseconds=milliseconds)
 
@@ -251,6 +257,55 @@ class TestFailures:
         for output in (listed.output, retried.output, settled.output):
             assert ns.CLIENT_SECRET not in output
             assert f.WEBHOOK_KEY not in output
+
+    def test_a_sale_is_judged_on_its_logical_timestamp(
+        self, cli_db: CliRunner, newstore: FakeNewStore, db: Database
+    ) -> None:
+        since = utcnow()
+        newstore.attempt_payloads = True
+        delivered = f.sold("SKU-1", logical_timestamp=1)
+        sale_id = delivered["payload"]["id"]
+        lost = f.sold("SKU-2", id=sale_id, logical_timestamp=2)
+        newstore.publish(OURS, delivered)
+        newstore.undeliverable.add(sale_id)
+        newstore.publish(OURS, lost)
+
+        listed = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--json"])
+        assert listed.exit_code == 1, listed.output
+        (failure,) = json.loads(listed.stdout)["failures"]
+        assert (failure["entity_id"], failure["logical_timestamp"]) == (sale_id, 2)
+        assert failure["verdict"] == "missing"
+        assert failure["stored"] == []
+
+        newstore.undeliverable.clear()
+        retried = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--retry"])
+        assert retried.exit_code == 0, retried.output
+        settled = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--json"])
+        assert settled.exit_code == 0, settled.output
+        (failure,) = json.loads(settled.stdout)["failures"]
+        assert failure["verdict"] == "received"
+        assert statuses(db, sale_id) == ["accepted", "accepted"]
+
+    def test_a_sale_without_its_logical_timestamp_is_unknown_and_retried(
+        self, cli_db: CliRunner, newstore: FakeNewStore, db: Database
+    ) -> None:
+        since = utcnow()
+        delivered = f.sold("SKU-1", logical_timestamp=1)
+        sale_id = delivered["payload"]["id"]
+        newstore.publish(OURS, delivered)
+        newstore.undeliverable.add(sale_id)
+        newstore.publish(OURS, f.sold("SKU-2", id=sale_id, logical_timestamp=2))
+
+        listed = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--json"])
+        assert listed.exit_code == 1, listed.output
+        (failure,) = json.loads(listed.stdout)["failures"]
+        assert (failure["logical_timestamp"], failure["verdict"]) == (None, "unknown")
+
+        newstore.undeliverable.clear()
+        retried = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--retry"])
+        assert retried.exit_code == 0, retried.output
+        assert newstore.changes()[-1].path.endswith("/_retry")
+        assert statuses(db, sale_id) == ["accepted", "accepted"]
 
     def test_nothing_failed(self, cli_db: CliRunner, newstore: FakeNewStore) -> None:
         result = cli_db.invoke(cli, ["newstore", "failures", "--since", "2024-05-01"])
