@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from inventory_sync.cli.main import cli
@@ -129,7 +129,12 @@ class TestReplay:
         }
 
     def test_refused_where_the_inbox_cannot_recognise_duplicates(
-        self, cli_db: CliRunner, newstore: FakeNewStore, registered: str
+        self,
+        cli_db: CliRunner,
+        newstore: FakeNewStore,
+        registered: str,
+        db: Database,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         empty = cli_db.invoke(
             cli, ["newstore", "replay", "--since", "2024-05-01", "--until", "2024-05-02"]
@@ -143,6 +148,16 @@ class TestReplay:
         )
         assert before.exit_code == 2
         assert "the first event the inbox holds" in before.output
+        # the inbox holds events from a week ago, but keeps their bodies three days
+        with db.transaction() as conn:
+            conn.execute(update(inbound_event).values(received_at=now - timedelta(days=7)))
+        monkeypatch.setenv("INVSYNC_RETAIN_BODIES_DAYS", "3")
+        purged = cli_db.invoke(
+            cli,
+            ["newstore", "replay", "--since", iso(now - timedelta(days=4)), "--until", iso(now)],
+        )
+        assert purged.exit_code == 2
+        assert "INVSYNC_RETAIN_BODIES_DAYS" in purged.output
         future = iso(now + timedelta(days=1))
         ahead = cli_db.invoke(cli, ["newstore", "replay", "--since", iso(now), "--until", future])
         assert ahead.exit_code == 2

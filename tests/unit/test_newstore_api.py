@@ -126,12 +126,18 @@ def test_sales_are_judged_on_their_logical_timestamp_else_unknown() -> None:
 def test_replay_windows() -> None:
     now = utcnow()
     hour = timedelta(hours=1)
-    refusal = integrations.coverage_refusal
-    assert refusal(now - 2 * hour, now - hour, now - 3 * hour) is None
-    assert "before" in (refusal(now - 2 * hour, now - hour, now - 90 * timedelta(minutes=1)) or "")
-    assert "no event" in (refusal(now - 2 * hour, now - hour, None) or "")
-    assert "before --until" in (refusal(now - hour, now - 2 * hour, now - 3 * hour) or "")
-    assert "future" in (refusal(now - hour, now + hour, now - 3 * hour) or "")
+    kept = now - 10 * hour
+
+    def refusal(since: datetime, until: datetime, covered: datetime | None) -> str:
+        return integrations.coverage_refusal(since, until, covered, kept) or ""
+
+    assert refusal(now - 2 * hour, now - hour, now - 3 * hour) == ""
+    assert "first event" in refusal(now - 2 * hour, now - hour, now - 90 * timedelta(minutes=1))
+    assert "no event" in refusal(now - 2 * hour, now - hour, None)
+    assert "before --until" in refusal(now - hour, now - 2 * hour, now - 3 * hour)
+    assert "future" in refusal(now - hour, now + hour, now - 3 * hour)
+    purged = refusal(now - 11 * hour, now - hour, now - 12 * hour)
+    assert "INVSYNC_RETAIN_BODIES_DAYS" in purged
     since = datetime(2024, 5, 1, tzinfo=UTC)
     assert integrations.replay_id("ours", since, since + hour) == (
         "ours-replay-20240501T000000Z-20240501T010000Z"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from inventory_sync import credentials
 from inventory_sync.cli.common import settings_or_exit
-from inventory_sync.clock import iso, parse_timestamp
+from inventory_sync.clock import iso, parse_timestamp, utcnow
 from inventory_sync.intake.classify import primary_slot
 from inventory_sync.newstore_api import failures as failed
 from inventory_sync.newstore_api import integrations
@@ -265,8 +265,9 @@ def replay(
 
     A temporary integration of that window is registered (NewStore stops it after the window's
     last event), waited for, and removed once every event it failed to deliver has reached us
-    since. Refused for a window that starts before the first event the inbox holds: older
-    events could not be recognised as duplicates. Run it again to keep waiting for a replay
+    since. Refused for a window that starts before the first event the inbox holds, or before
+    the bodies kept (INVSYNC_RETAIN_BODIES_DAYS): older events could not be recognised as
+    duplicates. Run it again to keep waiting for a replay
     under way.
     """
     start, end = _time("--since", since), _time("--until", until)
@@ -274,7 +275,8 @@ def replay(
     key = _webhook_key(settings)
     with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
         covered_from = events_view.first_received_at(conn, creds.tenant)
-    refusal = integrations.coverage_refusal(start, end, covered_from)
+    bodies_from = utcnow() - timedelta(days=settings.retain_bodies_days)
+    refusal = integrations.coverage_refusal(start, end, covered_from, bodies_from)
     if refusal is not None:
         typer.echo(f"replay refused: {refusal}", err=True)
         raise typer.Exit(2)

@@ -160,13 +160,18 @@ def replay_id(base: str, since: datetime, until: datetime) -> str:
     return f"{base}-replay-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}"
 
 
-def coverage_refusal(since: datetime, until: datetime, covered_from: datetime | None) -> str | None:
+def coverage_refusal(
+    since: datetime, until: datetime, covered_from: datetime | None, bodies_from: datetime
+) -> str | None:
     """Why a replay of [since, until) is refused, or None.
 
     A replay sends again every event NewStore created in the window; only those whose dedupe
     key the inbox holds are recognised as duplicates. The inbox keeps the key of every event
     it stored, so it covers the time since the first event it stored for the tenant: events
-    from before that would all be applied again, as if new.
+    from before that would all be applied again, as if new. And it recognises other bytes of
+    the same event by comparing them with the stored body, which retention empties after
+    INVSYNC_RETAIN_BODIES_DAYS: events received before `bodies_from` may be recognised only
+    by the same bytes, and would otherwise be quarantined as conflicts.
     """
     if since >= until:
         return "--since must be before --until"
@@ -181,6 +186,12 @@ def coverage_refusal(since: datetime, until: datetime, covered_from: datetime | 
         return (
             f"--since {iso(since)} is before {iso(covered_from)}, the first event the inbox "
             "holds for this tenant: earlier events would be applied again as new"
+        )
+    if since < bodies_from:
+        return (
+            f"--since {iso(since)} is before {iso(bodies_from)}: the bodies of events received "
+            "earlier may be purged (INVSYNC_RETAIN_BODIES_DAYS), and a redelivery whose bytes "
+            "differ from a purged one's would be quarantined as a conflict"
         )
     return None
 
