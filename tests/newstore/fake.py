@@ -3,7 +3,9 @@ paths, bodies and errors of NewStore's configuration, observability and subscrip
 of its token endpoint, that records every call and really delivers events to a callback URL.
 
 Errors are NewStore's problem documents (`application/problem+json`: type, title, detail,
-status, request_id); a missing integration is a 404 whose title is `resource_not_found`.
+status, request_id); a missing integration is a 404 whose title is `resource_not_found`. Knobs
+make it misbehave as a proxy or a careless server might: echo each request back in an error,
+or answer a page that is not JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Call:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw: str
+    """The body as sent, before any decoding."""
 
 
 @dataclass
@@ -61,6 +65,15 @@ class FakeNewStore:
         self.rate_limited = 0
         self.expire_next = False
         self.undeliverable: set[str] = set()
+        # API calls of a method answer this status (401, 500...) with the whole request in the
+        # detail; the token endpoint refuses and echoes its form; `echo_padding` characters
+        # come first, to move what is echoed to where a message is cut; 2xx pages not JSON.
+        self.echo: dict[str, int] = {}
+        self.echo_token = False
+        self.echo_padding = 0
+        self.not_json = False
+        # Whether each attempt NewStore records carries the event's payload.
+        self.attempt_payloads = False
         self.lock = threading.RLock()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.fake = self
@@ -121,7 +134,7 @@ class FakeNewStore:
             "domain_entity_type": envelope["name"].split(".")[0],
             "event_name": envelope["name"],
             "response_time_ms": 12,
-        }
+        } | ({"payload": envelope["payload"]} if self.attempt_payloads else {})
         with self.lock:
             self.attempts.append(attempt)
             self.publications[publication] = (integration_id, envelope)
@@ -152,6 +165,14 @@ class FakeNewStore:
             self.calls.append(call)
         if call.path == TOKEN_PATH:
             return self._token(call)
+        if call.method in self.echo:
+            return _problem(self.echo[call.method], "echo", self._echoed(call))
+        if self.not_json:
+            return (
+                200,
+                b"<html><body>Sign in to the proxy</body></html>",
+                {"Content-Type": "text/html"},
+            )
         presented = call.headers.get("authorization", "").removeprefix("Bearer ")
         with self.lock:
             if self.expire_next:
@@ -167,7 +188,14 @@ class FakeNewStore:
                 return status, body, {"Retry-After": "0"}
         return self._route(call)
 
+    def _echoed(self, call: Call) -> str:
+        authorization = call.headers.get("authorization", "")
+        return f"{'x' * self.echo_padding}{call.raw} {authorization} {call.method} {call.path}"
+
     def _token(self, call: Call) -> tuple[int, Any, dict[str, str]]:
+        if self.echo_token:
+            body = {"error": "invalid_client", "error_description": self._echoed(call)}
+            return 401, body, {}
         form = call.body or {}
         if form.get("grant_type") != "client_credentials" or (
             form.get("client_id"),
@@ -289,9 +317,13 @@ class _Handler(BaseHTTPRequestHandler):
             query=dict(parse_qsl(parts.query)),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            raw=raw.decode(),
         )
         status, answer, headers = self.server.fake.answer(call)
-        data = b"" if answer is None else json.dumps(answer).encode()
+        if isinstance(answer, bytes):
+            data = answer
+        else:
+            data = b"" if answer is None else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
         for name, value in headers.items():

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import quote_plus, urlencode
 
 import pytest
 from typer.testing import CliRunner
 
 from inventory_sync.cli.main import cli
 from inventory_sync.newstore.payloads import HANDLED
+from inventory_sync.newstore_api import client
 from tests import factories as f
 from tests.newstore import fake as ns
 from tests.newstore.fake import FakeNewStore
@@ -263,3 +265,88 @@ class TestNewStoreAnswers:
         assert result.exit_code == 1
         assert "cannot reach NewStore at http://127.0.0.1:9" in result.output
         assert TOKEN not in result.output
+
+
+class TestEchoedSecrets:
+    """A NewStore (or a proxy before it) that echoes the request back in its error: every
+    secret the client sent is hidden, in the form it was sent."""
+
+    def test_a_fetched_token_echoed_in_a_401(
+        self, runner: CliRunner, newstore: FakeNewStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        newstore.echo = {"GET": 401}
+        result = runner.invoke(cli, ["newstore", "status"])
+        assert result.exit_code == 1
+        assert "NewStore answered 401" in result.output
+        assert "Bearer ***" in result.output
+        assert len(newstore.tokens) == 2  # renewed once, both echoed
+        assert_no_secret(result.output + caplog.text, newstore)
+
+    def test_the_webhook_key_echoed_from_a_post_body_in_a_500(
+        self, runner: CliRunner, newstore: FakeNewStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        newstore.echo = {"POST": 500}
+        result = runner.invoke(cli, ["newstore", "register", "--callback-url", CALLBACK])
+        assert result.exit_code == 1
+        assert '"api_key":"***"' in result.output
+        assert_no_secret(result.output + caplog.text, newstore)
+
+    def test_a_key_echoed_json_escaped(
+        self, runner: CliRunner, newstore: FakeNewStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key = 'webhook-"quoted"-\\-kéy'
+        monkeypatch.setenv("INVSYNC_WEBHOOK_KEYS", key)
+        newstore.echo = {"POST": 500}
+        result = runner.invoke(cli, ["newstore", "register", "--callback-url", CALLBACK])
+        assert result.exit_code == 1
+        assert '"api_key":"***"' in result.output
+        assert "quoted" not in result.output
+
+    def test_a_secret_echoed_url_encoded_by_the_token_endpoint(
+        self, runner: CliRunner, newstore: FakeNewStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        secret = "S3cr3t+/abc=="
+        monkeypatch.setenv("INVSYNC_NEWSTORE_CLIENT_SECRET", secret)
+        newstore.echo_token = True
+        result = runner.invoke(cli, ["newstore", "status"])
+        assert result.exit_code == 1
+        assert "client_id=***&client_secret=***" in result.output
+        assert quote_plus(secret) not in result.output
+        assert secret not in result.output
+
+    def test_a_secret_where_the_message_is_cut(
+        self, runner: CliRunner, newstore: FakeNewStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        secret = "Zq" * 20
+        monkeypatch.setenv("INVSYNC_NEWSTORE_CLIENT_SECRET", secret)
+        sent = urlencode(
+            {"grant_type": "client_credentials", "client_id": ns.CLIENT_ID, "client_secret": ""}
+        )
+        newstore.echo_token = True
+        # NewStore's words are "invalid_client <padding><form>...": the secret starts six
+        # characters before they are cut
+        newstore.echo_padding = client.REASON_CHARS - 6 - len("invalid_client ") - len(sent)
+        result = runner.invoke(cli, ["newstore", "status"])
+        assert result.exit_code == 1
+        assert "x" * 100 in result.output
+        assert secret[:6] not in result.output
+
+
+class TestAnswersThatAreNotJson:
+    """A 2xx page that is not JSON (a proxy's sign-in page) is NewStore's error line."""
+
+    def test_register(self, runner: CliRunner, newstore: FakeNewStore) -> None:
+        newstore.not_json = True
+        result = runner.invoke(cli, ["newstore", "register", "--callback-url", CALLBACK])
+        assert result.exit_code == 1
+        assert "NewStore answered 200 to GET" in result.output
+        assert "with a body that is not JSON" in result.output
+        assert "--callback-url" not in result.output
+
+    def test_status(self, runner: CliRunner, newstore: FakeNewStore) -> None:
+        newstore.not_json = True
+        result = runner.invoke(cli, ["newstore", "status"])
+        assert result.exit_code == 1
+        assert "with a body that is not JSON" in result.output
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit)

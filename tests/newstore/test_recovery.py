@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from inventory_sync.cli.main import cli
@@ -63,6 +63,12 @@ def stored(db: Database) -> dict[tuple[str, int | None], str]:
     with db.snapshot() as conn:
         rows = conn.execute(select(e.c.payload_id, e.c.chunk_number, e.c.status))
         return {(r.payload_id, r.chunk_number): r.status for r in rows}
+
+
+def statuses(db: Database, payload_id: str) -> list[str]:
+    e = inbound_event
+    with db.snapshot() as conn:
+        return list(conn.scalars(select(e.c.status).where(e.c.payload_id == payload_id)))
 
 
 def later(moment: datetime, milliseconds: int) -> datetime:
@@ -123,7 +129,12 @@ class TestReplay:
         }
 
     def test_refused_where_the_inbox_cannot_recognise_duplicates(
-        self, cli_db: CliRunner, newstore: FakeNewStore, registered: str
+        self,
+        cli_db: CliRunner,
+        newstore: FakeNewStore,
+        registered: str,
+        db: Database,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         empty = cli_db.invoke(
             cli, ["newstore", "replay", "--since", "2024-05-01", "--until", "2024-05-02"]
@@ -137,6 +148,16 @@ class TestReplay:
         )
         assert before.exit_code == 2
         assert "the first event the inbox holds" in before.output
+        # the inbox holds events from a week ago, but keeps their bodies three days
+        with db.transaction() as conn:
+            conn.execute(update(inbound_event).values(received_at=now - timedelta(days=7)))
+        monkeypatch.setenv("INVSYNC_RETAIN_BODIES_DAYS", "3")
+        purged = cli_db.invoke(
+            cli,
+            ["newstore", "replay", "--since", iso(now - timedelta(days=4)), "--until", iso(now)],
+        )
+        assert purged.exit_code == 2
+        assert "INVSYNC_RETAIN_BODIES_DAYS" in purged.output
         future = iso(now + timedelta(days=1))
         ahead = cli_db.invoke(cli, ["newstore", "replay", "--since", iso(now), "--until", future])
         assert ahead.exit_code == 2
@@ -251,6 +272,55 @@ class TestFailures:
         for output in (listed.output, retried.output, settled.output):
             assert ns.CLIENT_SECRET not in output
             assert f.WEBHOOK_KEY not in output
+
+    def test_a_sale_is_judged_on_its_logical_timestamp(
+        self, cli_db: CliRunner, newstore: FakeNewStore, db: Database
+    ) -> None:
+        since = utcnow()
+        newstore.attempt_payloads = True
+        delivered = f.sold("SKU-1", logical_timestamp=1)
+        sale_id = delivered["payload"]["id"]
+        lost = f.sold("SKU-2", id=sale_id, logical_timestamp=2)
+        newstore.publish(OURS, delivered)
+        newstore.undeliverable.add(sale_id)
+        newstore.publish(OURS, lost)
+
+        listed = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--json"])
+        assert listed.exit_code == 1, listed.output
+        (failure,) = json.loads(listed.stdout)["failures"]
+        assert (failure["entity_id"], failure["logical_timestamp"]) == (sale_id, 2)
+        assert failure["verdict"] == "missing"
+        assert failure["stored"] == []
+
+        newstore.undeliverable.clear()
+        retried = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--retry"])
+        assert retried.exit_code == 0, retried.output
+        settled = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--json"])
+        assert settled.exit_code == 0, settled.output
+        (failure,) = json.loads(settled.stdout)["failures"]
+        assert failure["verdict"] == "received"
+        assert statuses(db, sale_id) == ["accepted", "accepted"]
+
+    def test_a_sale_without_its_logical_timestamp_is_unknown_and_retried(
+        self, cli_db: CliRunner, newstore: FakeNewStore, db: Database
+    ) -> None:
+        since = utcnow()
+        delivered = f.sold("SKU-1", logical_timestamp=1)
+        sale_id = delivered["payload"]["id"]
+        newstore.publish(OURS, delivered)
+        newstore.undeliverable.add(sale_id)
+        newstore.publish(OURS, f.sold("SKU-2", id=sale_id, logical_timestamp=2))
+
+        listed = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--json"])
+        assert listed.exit_code == 1, listed.output
+        (failure,) = json.loads(listed.stdout)["failures"]
+        assert (failure["logical_timestamp"], failure["verdict"]) == (None, "unknown")
+
+        newstore.undeliverable.clear()
+        retried = cli_db.invoke(cli, ["newstore", "failures", "--since", iso(since), "--retry"])
+        assert retried.exit_code == 0, retried.output
+        assert newstore.changes()[-1].path.endswith("/_retry")
+        assert statuses(db, sale_id) == ["accepted", "accepted"]
 
     def test_nothing_failed(self, cli_db: CliRunner, newstore: FakeNewStore) -> None:
         result = cli_db.invoke(cli, ["newstore", "failures", "--since", "2024-05-01"])

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from inventory_sync.clock import utcnow
-from inventory_sync.newstore.payloads import HANDLED
+from inventory_sync.newstore.payloads import HANDLED, SALE
 from inventory_sync.newstore_api import client, failures, integrations
 from inventory_sync.newstore_api.failures import Stored
 
@@ -91,15 +91,53 @@ def test_failures_group_attempts_per_event_and_retry_the_latest() -> None:
     assert (only.attempts, only.publication_id, only.verdict) == (2, "late", failures.MISSING)
 
 
+def test_a_sale_attempt_names_its_logical_timestamp_by_payload_or_field() -> None:
+    sale = {"event_name": SALE, "entity_id": "f1"}
+    by_payload = failures.Attempt.parse(sale | {"payload": {"id": "f1", "logical_timestamp": 7}})
+    by_field = failures.Attempt.parse(sale | {"logical_timestamp": 8})
+    neither = failures.Attempt.parse(sale | {"logical_timestamp": "8"})
+    other = failures.Attempt.parse(
+        {"event_name": "return.processed", "entity_id": "r1"} | {"logical_timestamp": 9}
+    )
+    assert by_payload is not None
+    assert by_payload.key == (SALE, "f1", 7)
+    assert by_field is not None
+    assert by_field.key == (SALE, "f1", 8)
+    assert neither is not None
+    assert neither.key == (SALE, "f1", None)
+    assert other is not None
+    assert other.key == ("return.processed", "r1", None)
+
+
+def test_sales_are_judged_on_their_logical_timestamp_else_unknown() -> None:
+    def attempt(stamp: int | None) -> failures.Attempt:
+        return failures.Attempt(SALE, "f1", "2024-05-01T10:00:00Z", 9, f"p{stamp}", stamp)
+
+    stored = {(SALE, "f1", 1): [Stored(None, None, "accepted")]}
+    found = failures.match([attempt(1), attempt(2), attempt(None)], stored)
+    assert {(f.logical_timestamp, f.verdict) for f in found} == {
+        (1, failures.RECEIVED),
+        (2, failures.MISSING),
+        (None, failures.UNKNOWN),
+    }
+    assert failures.UNKNOWN in failures.TO_RETRY
+
+
 def test_replay_windows() -> None:
     now = utcnow()
     hour = timedelta(hours=1)
-    refusal = integrations.coverage_refusal
-    assert refusal(now - 2 * hour, now - hour, now - 3 * hour) is None
-    assert "before" in (refusal(now - 2 * hour, now - hour, now - 90 * timedelta(minutes=1)) or "")
-    assert "no event" in (refusal(now - 2 * hour, now - hour, None) or "")
-    assert "before --until" in (refusal(now - hour, now - 2 * hour, now - 3 * hour) or "")
-    assert "future" in (refusal(now - hour, now + hour, now - 3 * hour) or "")
+    kept = now - 10 * hour
+
+    def refusal(since: datetime, until: datetime, covered: datetime | None) -> str:
+        return integrations.coverage_refusal(since, until, covered, kept) or ""
+
+    assert refusal(now - 2 * hour, now - hour, now - 3 * hour) == ""
+    assert "first event" in refusal(now - 2 * hour, now - hour, now - 90 * timedelta(minutes=1))
+    assert "no event" in refusal(now - 2 * hour, now - hour, None)
+    assert "before --until" in refusal(now - hour, now - 2 * hour, now - 3 * hour)
+    assert "future" in refusal(now - hour, now + hour, now - 3 * hour)
+    purged = refusal(now - 11 * hour, now - hour, now - 12 * hour)
+    assert "INVSYNC_RETAIN_BODIES_DAYS" in purged
     since = datetime(2024, 5, 1, tzinfo=UTC)
     assert integrations.replay_id("ours", since, since + hour) == (
         "ours-replay-20240501T000000Z-20240501T010000Z"

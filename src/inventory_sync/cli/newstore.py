@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +20,8 @@ from rich.table import Table
 
 from inventory_sync import credentials
 from inventory_sync.cli.common import settings_or_exit
-from inventory_sync.clock import iso, parse_timestamp
+from inventory_sync.clock import iso, parse_timestamp, utcnow
+from inventory_sync.intake.classify import primary_slot
 from inventory_sync.newstore_api import failures as failed
 from inventory_sync.newstore_api import integrations
 from inventory_sync.newstore_api.client import (
@@ -134,7 +135,7 @@ def register(
             done = integrations.register(
                 client, settings.newstore_integration_id, callback_url, key
             )
-        except ValueError as error:
+        except integrations.MissingCallbackUrl as error:
             raise typer.BadParameter(str(error), param_hint="--callback-url") from None
 
     def render(console: Console) -> None:
@@ -218,18 +219,28 @@ def resume(as_json: JsonOption = False) -> None:
 
 
 def _stored(
-    settings: Settings, tenant: str, keys: set[tuple[str, str]]
-) -> dict[tuple[str, str], list[failed.Stored]]:
+    settings: Settings, tenant: str, keys: set[failed.EventKey]
+) -> dict[failed.EventKey, list[failed.Stored]]:
+    """The stored events of each key. A sale's are those of its dedupe key's inbox slot (the
+    first content stored under it, or another content quarantined under it)."""
     with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
-        rows = events_view.stored_by_payload(conn, tenant, keys)
-    return {key: [failed.Stored(*row) for row in found] for key, found in rows.items()}
+        rows = events_view.stored_by_payload(conn, tenant, {(n, i) for n, i, _ in keys})
+    found: dict[failed.EventKey, list[failed.Stored]] = {}
+    for name, payload_id, stamp in keys:
+        slot = None if stamp is None else primary_slot((tenant, name, payload_id, stamp))
+        found[name, payload_id, stamp] = [
+            failed.Stored(chunk, total, status)
+            for chunk, total, status, stored_slot in rows.get((name, payload_id), [])
+            if slot is None or stored_slot == slot or stored_slot.startswith(slot + ":")
+        ]
+    return found
 
 
 def _failures(
     settings: Settings, client: Client, integration_id: str, since: datetime, until: datetime | None
 ) -> list[failed.Failure]:
     attempts = failed.failed_attempts(client, integration_id, since, until)
-    keys = {(a.event_name, a.entity_id) for a in attempts}
+    keys = {a.key for a in attempts if not failed.unknowable(a.key)}
     stored = _stored(settings, client.credentials.tenant, keys) if keys else {}
     return failed.match(attempts, stored)
 
@@ -254,8 +265,9 @@ def replay(
 
     A temporary integration of that window is registered (NewStore stops it after the window's
     last event), waited for, and removed once every event it failed to deliver has reached us
-    since. Refused for a window that starts before the first event the inbox holds: older
-    events could not be recognised as duplicates. Run it again to keep waiting for a replay
+    since. Refused for a window that starts before the first event the inbox holds, or before
+    the bodies kept (INVSYNC_RETAIN_BODIES_DAYS): older events could not be recognised as
+    duplicates. Run it again to keep waiting for a replay
     under way.
     """
     start, end = _time("--since", since), _time("--until", until)
@@ -263,7 +275,8 @@ def replay(
     key = _webhook_key(settings)
     with open_database(settings.database_url, pool_size=1) as db, db.snapshot() as conn:
         covered_from = events_view.first_received_at(conn, creds.tenant)
-    refusal = integrations.coverage_refusal(start, end, covered_from)
+    bodies_from = utcnow() - timedelta(days=settings.retain_bodies_days)
+    refusal = integrations.coverage_refusal(start, end, covered_from, bodies_from)
     if refusal is not None:
         typer.echo(f"replay refused: {refusal}", err=True)
         raise typer.Exit(2)
@@ -344,7 +357,7 @@ def replay(
         raise typer.Exit(1)
 
 
-def _failures_table(found: list[failed.Failure], retried: dict[tuple[str, str], str]) -> Table:
+def _failures_table(found: list[failed.Failure], retried: dict[failed.EventKey, str]) -> Table:
     table = Table(title="failed publications")
     for column in ("event", "entity id", "attempts", "last attempt", "retries left", "here"):
         table.add_column(column, no_wrap=column in ("entity id", "here"))
@@ -353,13 +366,13 @@ def _failures_table(found: list[failed.Failure], retried: dict[tuple[str, str], 
     for f in found:
         cells = [
             f.event_name,
-            f.entity_id,
+            f.entity_id if f.logical_timestamp is None else f"{f.entity_id} @{f.logical_timestamp}",
             str(f.attempts),
             f.last_attempted_at or "-",
             "-" if f.retries_remaining is None else str(f.retries_remaining),
             f.verdict,
         ]
-        retry = retried.get((f.event_name, f.entity_id), "-")
+        retry = retried.get(f.key, "-")
         table.add_row(*cells, *([retry] if retried else []))
     return table
 
@@ -382,7 +395,9 @@ def failures(
     """NewStore's failed publications to us, each checked against the inbox.
 
     `missing`: never reached us; `partial`: some chunks did not; `quarantined`: reached us
-    (replay it with `inventory-sync events replay`); `received`: a later attempt succeeded.
+    (replay it with `inventory-sync events replay`); `received`: a later attempt succeeded;
+    `unknown`: a sale whose attempt does not say its logical timestamp, so which of the sales
+    of its payload id it is cannot be told (retried too: a stored one is answered duplicate).
 
     Exits 1 while any event is missing or partial and was not retried with success.
     """
@@ -390,25 +405,25 @@ def failures(
     end = _time("--until", until) if until is not None else None
     settings, creds = _configured()
     integration_id = integration or settings.newstore_integration_id
-    retried: dict[tuple[str, str], str] = {}
+    retried: dict[failed.EventKey, str] = {}
     with _newstore(creds) as client:
         found = _failures(settings, client, integration_id, start, end)
         for f in found if retry else []:
             if f.verdict not in failed.TO_RETRY:
                 continue
             if f.publication_id is None:
-                retried[f.event_name, f.entity_id] = "no publication id from NewStore"
+                retried[f.key] = "no publication id from NewStore"
                 continue
             try:
                 failed.retry(client, integration_id, f.publication_id)
-                retried[f.event_name, f.entity_id] = "requested"
+                retried[f.key] = "requested"
             except NewStoreError as error:
-                retried[f.event_name, f.entity_id] = f"refused: {error}"
+                retried[f.key] = f"refused: {error}"
     data = {
         "integration_id": integration_id,
         "since": iso(start),
         "until": iso(end),
-        "failures": [f.json() | {"retry": retried.get((f.event_name, f.entity_id))} for f in found],
+        "failures": [f.json() | {"retry": retried.get(f.key)} for f in found],
     }
 
     def render(console: Console) -> None:
@@ -419,9 +434,7 @@ def failures(
 
     _emit(as_json, data, render)
     unresolved = [
-        f
-        for f in found
-        if f.verdict in failed.TO_RETRY and retried.get((f.event_name, f.entity_id)) != "requested"
+        f for f in found if f.verdict in failed.TO_RETRY and retried.get(f.key) != "requested"
     ]
     if unresolved:
         raise typer.Exit(1)

@@ -3,19 +3,24 @@
 Authentication is a NewStore access token (`INVSYNC_NEWSTORE_TOKEN`) or an API client's
 credentials exchanged for one with the OAuth client credentials grant, as NewStore documents
 (`https://id.p.newstore.net/auth/realms/{tenant}/protocol/openid-connect/token`). No credential
-ever reaches a message this module builds: they travel in headers and form bodies only, and
-every text that came back from NewStore is scrubbed of them before it is shown.
+ever reaches a message this module builds: they travel in headers and bodies only, and every
+text that came back from NewStore is scrubbed of them before it is shown or cut short. The
+client knows every secret it sent: the configured ones, each token it fetched and each
+`api_key` it put in a body; NewStore may echo any of them as sent (URL-encoded in a form,
+escaped in JSON).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -28,6 +33,8 @@ TIMEOUT_SECONDS = 30.0
 # Retry-After, else a doubling pause); then the command gives up with the reason.
 RATE_LIMIT_ATTEMPTS = 5
 MAX_WAIT_SECONDS = 60.0
+# The most of NewStore's own words a message keeps.
+REASON_CHARS = 300
 _HIDDEN = "***"
 
 
@@ -83,13 +90,6 @@ class Credentials:
             client_secret=secret.get_secret_value() if secret else None,
         )
 
-    def scrub(self, text: str) -> str:
-        """`text` without any credential in it (NewStore may echo what it was sent)."""
-        for secret in (self.token, self.client_secret, self.client_id):
-            if secret:
-                text = text.replace(secret, _HIDDEN)
-        return text
-
 
 class Client:
     """Calls NewStore with a bearer token; a client credentials token is fetched when first
@@ -105,6 +105,9 @@ class Client:
         self.credentials = credentials
         self._sleep = sleep
         self._token = credentials.token
+        self._secrets: set[str] = set()
+        for secret in (credentials.token, credentials.client_secret, credentials.client_id):
+            self._hide(secret)
         self._http = httpx.Client(
             base_url=credentials.url,
             timeout=TIMEOUT_SECONDS,
@@ -142,9 +145,38 @@ class Client:
             if response.status_code != 429 or attempt == RATE_LIMIT_ATTEMPTS:
                 break
             self._sleep(_retry_after(response, 2.0**attempt))
-        if response.is_success:
-            return response.json() if response.content.strip() else None
-        raise self._refusal(method, path, response)
+        if not response.is_success:
+            raise self._refusal(method, path, response)
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            # A proxy's login page, say: not NewStore's answer, and not to be echoed.
+            raise NewStoreError(
+                f"NewStore answered {response.status_code} to {method} {path} with a body "
+                "that is not JSON",
+                response.status_code,
+            ) from None
+
+    def scrub(self, text: str) -> str:
+        """`text` without any secret this client knows, in any of the forms it may be echoed;
+        the longest first, so that no part of one is left when another is inside it."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, _HIDDEN)
+        return text
+
+    def _hide(self, secret: str | None) -> None:
+        if secret:
+            self._secrets.update(
+                {
+                    secret,
+                    quote_plus(secret),
+                    quote_plus(secret, safe=""),
+                    json.dumps(secret)[1:-1],
+                    json.dumps(secret, ensure_ascii=False)[1:-1],
+                }
+            )
 
     def _send(
         self,
@@ -154,6 +186,8 @@ class Client:
         body: dict[str, Any] | None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._access_token()}"}
+        for key in _api_keys(body):
+            self._hide(key)
         try:
             return self._http.request(method, path, params=params, json=body, headers=headers)
         except httpx.HTTPError as error:
@@ -176,29 +210,41 @@ class Client:
         except httpx.HTTPError as error:
             raise NewStoreError(self._unreachable(creds.token_url, error)) from None
         token = _json(response).get("access_token") if response.is_success else None
-        if not isinstance(token, str) or not token:
-            reason = _reason(response) if not response.is_success else "no access_token"
-            raise NewStoreError(
-                creds.scrub(
-                    f"NewStore's token endpoint refused the API client ({response.status_code}"
-                    f" {reason}): check INVSYNC_NEWSTORE_CLIENT_ID and _CLIENT_SECRET"
-                ),
-                response.status_code,
-            )
-        return token
+        if isinstance(token, str) and token:
+            self._hide(token)
+            return token
+        reason = self._reason(response) if not response.is_success else "no access_token"
+        raise NewStoreError(
+            f"NewStore's token endpoint refused the API client ({response.status_code}"
+            f" {reason}): check INVSYNC_NEWSTORE_CLIENT_ID and _CLIENT_SECRET",
+            response.status_code,
+        )
 
     def _unreachable(self, url: str, error: httpx.HTTPError) -> str:
-        return self.credentials.scrub(
-            f"cannot reach NewStore at {url}: {type(error).__name__}: {error}"
-        )
+        return self.scrub(f"cannot reach NewStore at {url}: {type(error).__name__}: {error}")
 
     def _refusal(self, method: str, path: str, response: httpx.Response) -> NewStoreError:
         status = response.status_code
-        message = f"NewStore answered {status} to {method} {path}: {_reason(response)}"
+        message = f"NewStore answered {status} to {method} {path}: {self._reason(response)}"
         if status in (401, 403):
             message += "; check INVSYNC_NEWSTORE_TOKEN or the API client's credentials and scopes"
         kind = NotFound if status == 404 else NewStoreError
-        return kind(self.credentials.scrub(message), status)
+        return kind(message, status)
+
+    def _reason(self, response: httpx.Response) -> str:
+        """NewStore's words, scrubbed before they are cut short: a secret cut in two would
+        no longer be recognised."""
+        return self.scrub(_reason(response))[:REASON_CHARS]
+
+
+def _api_keys(body: Any) -> list[str]:
+    """Every `api_key` value in a request body, however deep."""
+    if isinstance(body, dict):
+        found = [v for k, v in body.items() if k == "api_key" and isinstance(v, str)]
+        return found + [key for v in body.values() for key in _api_keys(v)]
+    if isinstance(body, list):
+        return [key for item in body for key in _api_keys(item)]
+    return []
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
@@ -211,7 +257,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 def _reason(response: httpx.Response) -> str:
     """The words of an error answer: a problem document's title, detail and request id,
-    an OAuth error, or the start of whatever text came back."""
+    an OAuth error, or whatever text came back, on one line and whole."""
     data = _json(response)
     words = [
         str(data[k])
@@ -221,7 +267,7 @@ def _reason(response: httpx.Response) -> str:
     if data.get("request_id"):
         words.append(f"(request id {data['request_id']})")
     text = " ".join(words) or response.text.strip() or response.reason_phrase
-    return " ".join(text.split())[:300]
+    return " ".join(text.split())
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:

@@ -6,6 +6,11 @@ path is not in the material we could read, nor which attempt field names the pub
 the subscription API's single retry takes (`publication_id`, else `id`, is inferred). An
 attempt's `entity_id` is taken to be the event's `payload.id` (inferred from NewStore's sample,
 where it is the id of the entity that emitted the event).
+
+A `fulfillment_request.items_completed` is one of several events per payload id, one per
+`payload.logical_timestamp` (the end of its dedupe key): a failed one is matched on that
+timestamp when the attempt carries it (its payload, or the field alone); without it, which of
+the stored events it is cannot be told, and it is `unknown`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from inventory_sync.clock import iso
+from inventory_sync.newstore.payloads import SALE
 from inventory_sync.newstore_api.client import Client
 
 OBSERVABILITY = "/api/v1/org/eventstream/observability/events"
@@ -27,7 +33,14 @@ MISSING = "missing"  # never reached us: retry it
 PARTIAL = "partial"  # some of its chunks never reached us: retry it
 QUARANTINED = "quarantined"  # reached us, refused: replay it here, not at NewStore
 RECEIVED = "received"  # reached us since (a later attempt succeeded): nothing to do
-TO_RETRY = (MISSING, PARTIAL)
+# A sale whose attempt does not say which logical timestamp it had: retry it, since a retry
+# of one that is stored is answered `duplicate`.
+UNKNOWN = "unknown"
+TO_RETRY = (MISSING, PARTIAL, UNKNOWN)
+
+EventKey = tuple[str, str, int | None]
+"""(event name, payload id, logical timestamp): one event, as NewStore failed to publish it;
+the timestamp only for a sale, and None when its attempt does not carry it."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,12 @@ class Attempt:
     attempted_at: str | None
     retries_remaining: int | None
     publication_id: str | None
+    logical_timestamp: int | None = None
+
+    @property
+    def key(self) -> EventKey:
+        stamp = self.logical_timestamp if self.event_name == SALE else None
+        return (self.event_name, self.entity_id, stamp)
 
     @classmethod
     def parse(cls, data: Any) -> Attempt | None:
@@ -44,12 +63,17 @@ class Attempt:
             return None
         remaining = data.get("retries_remaining")
         publication = data.get("publication_id") or data.get("id")
+        payload = data.get("payload")
+        stamp = data.get("logical_timestamp")
+        if stamp is None and isinstance(payload, dict):
+            stamp = payload.get("logical_timestamp")
         return cls(
             event_name=str(data["event_name"]),
             entity_id=str(data["entity_id"]),
             attempted_at=data.get("attempted_at"),
             retries_remaining=remaining if isinstance(remaining, int) else None,
             publication_id=str(publication) if publication else None,
+            logical_timestamp=stamp if type(stamp) is int else None,
         )
 
 
@@ -67,7 +91,7 @@ def failed_attempts(
 
 @dataclass(frozen=True)
 class Stored:
-    """One stored event of the failed event's name and payload id (one per chunk)."""
+    """One stored event of the failed event's key (one per chunk)."""
 
     chunk_number: int | None
     total_chunks: int | None
@@ -80,6 +104,7 @@ class Failure:
 
     event_name: str
     entity_id: str
+    logical_timestamp: int | None
     attempts: int
     last_attempted_at: str | None
     retries_remaining: int | None
@@ -88,10 +113,15 @@ class Failure:
     verdict: str
     stored: tuple[Stored, ...]
 
+    @property
+    def key(self) -> EventKey:
+        return (self.event_name, self.entity_id, self.logical_timestamp)
+
     def json(self) -> dict[str, Any]:
         return {
             "event_name": self.event_name,
             "entity_id": self.entity_id,
+            "logical_timestamp": self.logical_timestamp,
             "attempts": self.attempts,
             "last_attempted_at": self.last_attempted_at,
             "retries_remaining": self.retries_remaining,
@@ -115,14 +145,17 @@ def verdict(stored: Iterable[Stored]) -> str:
     return RECEIVED
 
 
-def match(
-    attempts: Iterable[Attempt], stored: Mapping[tuple[str, str], list[Stored]]
-) -> list[Failure]:
-    """One `Failure` per event (name, entity id), oldest first, judged against `stored`:
-    every stored event of that name and payload id, whatever its chunk."""
-    grouped: dict[tuple[str, str], list[Attempt]] = {}
+def unknowable(key: EventKey) -> bool:
+    """A sale without its logical timestamp: no stored event can be said to be it."""
+    return key[0] == SALE and key[2] is None
+
+
+def match(attempts: Iterable[Attempt], stored: Mapping[EventKey, list[Stored]]) -> list[Failure]:
+    """One `Failure` per event (`EventKey`), oldest first, judged against `stored`: every
+    stored event of that key, whatever its chunk."""
+    grouped: dict[EventKey, list[Attempt]] = {}
     for attempt in attempts:
-        grouped.setdefault((attempt.event_name, attempt.entity_id), []).append(attempt)
+        grouped.setdefault(attempt.key, []).append(attempt)
     failures = []
     for key, group in grouped.items():
         group.sort(key=lambda a: a.attempted_at or "")
@@ -132,11 +165,12 @@ def match(
             Failure(
                 event_name=key[0],
                 entity_id=key[1],
+                logical_timestamp=key[2],
                 attempts=len(group),
                 last_attempted_at=latest.attempted_at,
                 retries_remaining=latest.retries_remaining,
                 publication_id=latest.publication_id,
-                verdict=verdict(rows),
+                verdict=UNKNOWN if unknowable(key) else verdict(rows),
                 stored=rows,
             )
         )

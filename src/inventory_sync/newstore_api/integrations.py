@@ -103,6 +103,10 @@ def _parameters(callback_url: str, api_key: str) -> dict[str, Any]:
     }
 
 
+class MissingCallbackUrl(ValueError):
+    """Registering needs a callback URL that neither the command nor NewStore has."""
+
+
 @dataclass(frozen=True)
 class Registered:
     action: str
@@ -119,13 +123,17 @@ def register(
     found = get(client, integration_id)
     if found is None:
         if callback_url is None:
-            raise ValueError(f"no integration {integration_id} yet: give its --callback-url")
+            raise MissingCallbackUrl(
+                f"no integration {integration_id} yet: give its --callback-url"
+            )
         body = {"id": integration_id, "integration_type": PERMANENT}
         client.call("POST", INTEGRATIONS, body=body | _parameters(callback_url, api_key))
         return Registered("created", get(client, integration_id) or Integration.parse(body))
     url = callback_url or found.callback_url
     if url is None:
-        raise ValueError(f"integration {integration_id} has no callback URL: give --callback-url")
+        raise MissingCallbackUrl(
+            f"integration {integration_id} has no callback URL: give --callback-url"
+        )
     missing, extra = found.filter_difference()
     if url == found.callback_url and api_key == found.api_key and not missing and not extra:
         return Registered("unchanged", found)
@@ -152,13 +160,18 @@ def replay_id(base: str, since: datetime, until: datetime) -> str:
     return f"{base}-replay-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}"
 
 
-def coverage_refusal(since: datetime, until: datetime, covered_from: datetime | None) -> str | None:
+def coverage_refusal(
+    since: datetime, until: datetime, covered_from: datetime | None, bodies_from: datetime
+) -> str | None:
     """Why a replay of [since, until) is refused, or None.
 
     A replay sends again every event NewStore created in the window; only those whose dedupe
     key the inbox holds are recognised as duplicates. The inbox keeps the key of every event
     it stored, so it covers the time since the first event it stored for the tenant: events
-    from before that would all be applied again, as if new.
+    from before that would all be applied again, as if new. And it recognises other bytes of
+    the same event by comparing them with the stored body, which retention empties after
+    INVSYNC_RETAIN_BODIES_DAYS: events received before `bodies_from` may be recognised only
+    by the same bytes, and would otherwise be quarantined as conflicts.
     """
     if since >= until:
         return "--since must be before --until"
@@ -173,6 +186,12 @@ def coverage_refusal(since: datetime, until: datetime, covered_from: datetime | 
         return (
             f"--since {iso(since)} is before {iso(covered_from)}, the first event the inbox "
             "holds for this tenant: earlier events would be applied again as new"
+        )
+    if since < bodies_from:
+        return (
+            f"--since {iso(since)} is before {iso(bodies_from)}: the bodies of events received "
+            "earlier may be purged (INVSYNC_RETAIN_BODIES_DAYS), and a redelivery whose bytes "
+            "differ from a purged one's would be quarantined as a conflict"
         )
     return None
 

@@ -202,18 +202,21 @@ def first_received_at(conn: Connection, tenant: str) -> datetime | None:
 
 def stored_by_payload(
     conn: Connection, tenant: str, keys: Collection[tuple[str, str]]
-) -> dict[tuple[str, str], list[tuple[int | None, int | None, str]]]:
-    """For each (name, payload id) of `keys`: (chunk_number, total_chunks, status) of every
-    stored event of that tenant, name and payload id."""
-    found: dict[tuple[str, str], list[tuple[int | None, int | None, str]]] = {}
+) -> dict[tuple[str, str], list[tuple[int | None, int | None, str, str]]]:
+    """For each (name, payload id) of `keys`: (chunk_number, total_chunks, status, slot) of
+    every stored event of that tenant, name and payload id. The slot tells apart the events a
+    payload id has several of (a sale's, one per logical timestamp)."""
+    found: dict[tuple[str, str], list[tuple[int | None, int | None, str, str]]] = {}
     wanted = set(keys)
     ids = sorted({payload_id for _, payload_id in wanted})
     for start in range(0, len(ids), BATCH):
-        query = select(e.c.name, e.c.payload_id, e.c.chunk_number, e.c.total_chunks, e.c.status)
+        query = select(
+            e.c.name, e.c.payload_id, e.c.chunk_number, e.c.total_chunks, e.c.status, e.c.slot
+        )
         query = query.where(e.c.tenant == tenant, e.c.payload_id.in_(ids[start : start + BATCH]))
         for row in conn.execute(query.order_by(e.c.id)):
             if (row.name, row.payload_id) in wanted:
                 found.setdefault((row.name, row.payload_id), []).append(
-                    (row.chunk_number, row.total_chunks, row.status)
+                    (row.chunk_number, row.total_chunks, row.status, row.slot)
                 )
     return found
