@@ -55,7 +55,12 @@ def run_migrations_online() -> None:
     if owned:
         engine = open_database(load_settings().database_url).engine
     try:
-        with engine.connect() as connection, _sqlite_foreign_keys_off(connection):
+        # A writer from its first statement (SQLite: BEGIN IMMEDIATE), so that two processes
+        # migrating at once wait for each other instead of failing on a lock upgrade.
+        with (
+            engine.connect().execution_options(writer=True) as connection,
+            _sqlite_foreign_keys_off(connection),
+        ):
             _run(connection)
             connection.commit()
     finally:

@@ -292,6 +292,8 @@ def test_each_operation_names_the_credentials_it_takes(client: TestClient) -> No
     assert set(schemes) == {"WebhookKey", "OpsToken", "AdminToken", "MetricsToken"}
     assert all(s == {**s, "type": "http", "scheme": "bearer"} for s in schemes.values())
     assert spec["paths"]["/webhooks/newstore"]["post"]["security"] == [{"WebhookKey": []}]
+    # Optional: asked for only when INVSYNC_METRICS_TOKEN is set.
+    assert spec["paths"]["/metrics"]["get"]["security"] == [{"MetricsToken": []}, {}]
     for method in ("get", "post"):
         for path, operation in operations(spec, method):
             if path.startswith("/v1"):

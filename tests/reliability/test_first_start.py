@@ -201,6 +201,39 @@ class TestDatabase:
         assert (says or 'role "nobody" does not exist') in done.stderr
         assert "Traceback" not in done.stderr
 
+    @pytest.mark.parametrize("command", [["db", "upgrade"], ["status"], ["events", "list"]])
+    @pytest.mark.parametrize(
+        ("database", "says"),
+        [("nope_never_created", 'database "nope_never_created" does not exist'), ("", "")],
+    )
+    def test_every_command_says_the_database_refuses_us_in_one_line(
+        self, command: list[str], database: str, says: str, tmp_path: Path
+    ) -> None:
+        base = h.POSTGRES_URL.rpartition("/")[0]
+        url = f"{base}/{database}" if database else base.replace("postgres@", "nobody@") + "/test"
+        done = run(command, bare_env(url), tmp_path)
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("the database refuses the connection: ")
+        assert (says or 'role "nobody" does not exist') in line
+
+    def test_two_first_starts_at_once_on_a_new_sqlite_file_both_serve(self, tmp_path: Path) -> None:
+        # Both migrate the new file at once: the second waits for the first's lock.
+        database = f"sqlite:///{tmp_path / 'new.db'}"
+        upgrades = [
+            subprocess.Popen(
+                [str(h.BIN), "db", "upgrade"],
+                env=bare_env(database),
+                cwd=tmp_path,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        for process in upgrades:
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+
     def test_an_unreachable_database_is_waited_for_then_served(self, tmp_path: Path) -> None:
         url = h.POSTGRES_URL
         host_port = url.split("@", 1)[1].split("/", 1)[0]

@@ -94,7 +94,7 @@ PROBLEM_TYPES = {
             404,
             "Not found",
             "No event or sync message has this id, or (`/v1/events/{id}/raw`) the body of "
-            "an ignored event was not kept.",
+            "an ignored event was not kept, or retention has emptied it.",
         ),
         ProblemType(
             "already_delivered",

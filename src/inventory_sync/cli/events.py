@@ -222,8 +222,8 @@ def dismiss(
     json_: output.JsonOption = False,
 ) -> None:
     """Set quarantined events aside for good, with a reason: their status becomes
-    `dismissed`, they leave the quarantine counts, and replay refuses them; their body, error
-    and who dismissed them, when and why are kept.
+    `dismissed`, they leave the quarantine counts, and replay refuses them; their body (until
+    retention), error and who dismissed them, when and why are kept.
 
     --all with no filter dismisses every quarantined event. Exits 1 when EVENT_ID is not
     found or is not quarantined.

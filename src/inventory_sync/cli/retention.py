@@ -18,7 +18,8 @@ def purge(
         bool, typer.Option("--dry-run", help="Say what would be purged; change nothing.")
     ] = False,
     batch_size: Annotated[
-        int, typer.Option(min=1, max=100_000, help="Rows per transaction.")
+        # PostgreSQL binds at most 65,535 parameters in one statement.
+        int, typer.Option(min=1, max=65_000, help="Rows per transaction.")
     ] = retention.BATCH,
     json_: output.JsonOption = False,
 ) -> None:

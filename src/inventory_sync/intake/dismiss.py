@@ -1,9 +1,9 @@
 """Setting quarantined events aside: junk an admin has looked at and will never replay.
 
-A dismissed event keeps its row, its raw body and its error, and gains who dismissed it, when
-and why; its status becomes `dismissed`, so it leaves the quarantine counts and replay leaves
-it alone. Only a quarantined event can be dismissed, and the check is the `UPDATE`'s own
-condition, so a replay and a dismissal racing for one event never both win.
+A dismissed event keeps its row, its raw body (until retention) and its error, and gains who
+dismissed it, when and why; its status becomes `dismissed`, so it leaves the quarantine counts
+and replay leaves it alone. Only a quarantined event can be dismissed, and the check is the
+`UPDATE`'s own condition, so a replay and a dismissal racing for one event never both win.
 """
 
 from __future__ import annotations

@@ -51,14 +51,28 @@ def error_for(sqlstate: str | None) -> type[DatabaseUnavailable | InputRefused] 
     return None
 
 
-def _mapped(error: exc.SQLAlchemyError) -> Exception | None:
+# A connection refused before any SQLSTATE exists (psycopg reports none for it): the server's
+# own words are all there is.
+_REFUSED_AT_CONNECT = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+)
+
+
+def mapped_error(error: exc.SQLAlchemyError) -> Exception | None:
     """`error` as the service's own error, or None to let it through (a bug, a constraint)."""
     if isinstance(error, exc.TimeoutError):
         return DatabaseUnavailable(str(error).splitlines()[0])
     if not isinstance(error, exc.DBAPIError):
         return None
-    kind = error_for(getattr(error.orig, "sqlstate", None))
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    kind = error_for(sqlstate)
     first_line = str(error).splitlines()[0]
+    if kind is None and sqlstate is None and isinstance(error, exc.OperationalError):
+        said = str(error.orig)
+        if "FATAL" in said and any(words in said for words in _REFUSED_AT_CONNECT):
+            kind = DatabaseRefusesUs
     if kind is InputRefused:
         return InputRefused(f"{str(error.orig)[:300]} ({type(error.orig).__name__})")
     if kind is SchemaBehind or kind is DatabaseRefusesUs:
@@ -93,10 +107,13 @@ class Database:
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
-        """A read-only transaction, rolled back at the end."""
-        with self._connect() as conn, conn.begin() as txn:
-            yield conn
-            txn.rollback()
+        """A read-only transaction, rolled back at the end, that sees one state of the database
+        from its first statement to its last (a CSV export's pages, the totals of one scrape)."""
+        with self._connect() as conn:
+            conn = conn.execution_options(snapshot=True)
+            with conn.begin() as txn:
+                yield conn
+                txn.rollback()
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -104,7 +121,7 @@ class Database:
             with self.engine.connect() as conn:
                 yield conn
         except exc.SQLAlchemyError as error:
-            mapped = _mapped(error)
+            mapped = mapped_error(error)
             if mapped is None:
                 raise
             raise mapped from error

@@ -8,9 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from inventory_sync.storage.database import Database
+from inventory_sync.storage.database import Database, mapped_error
 
 
 def script_location() -> Path:
@@ -41,7 +42,15 @@ def current(conn: Connection) -> str | None:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    command.upgrade(config(db), revision)
+    try:
+        command.upgrade(config(db), revision)
+    except exc.SQLAlchemyError as error:
+        # Alembic uses the engine directly: its errors are mapped here, as `Database` maps its
+        # own, so a database that is away or refuses us is one line, not a traceback.
+        mapped = mapped_error(error)
+        if mapped is None:
+            raise
+        raise mapped from error
 
 
 def schema_problem(db: Database) -> str | None:

@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 
 from inventory_sync.clock import utcnow
 from inventory_sync.credentials import Generated, digest
@@ -64,7 +64,7 @@ def _plain(url: str) -> str:
 
 def engine(url: str, *, pool_size: int = 5) -> Engine:
     """SQLAlchemy's engine for `url`, on psycopg 3."""
-    return create_engine(
+    built = create_engine(
         "postgresql+psycopg://" + _plain(url).removeprefix("postgresql://"),
         pool_size=pool_size,
         max_overflow=2 * pool_size,
@@ -75,6 +75,14 @@ def engine(url: str, *, pool_size: int = 5) -> Engine:
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         },
     )
+
+    @event.listens_for(built, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # READ COMMITTED gives each statement its own state; a snapshot's must share one.
+        if connection.get_execution_options().get("snapshot"):
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    return built
 
 
 # -- errors --------------------------------------------------------------------------------------

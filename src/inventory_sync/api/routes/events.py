@@ -83,9 +83,10 @@ def list_events(
     limit: pagination.Limit = 100,
     cursor: pagination.Cursor = None,
 ) -> Any:
-    """Stored events, newest first (`order=asc`: in arrival order); a cursor continues in the
-    order it was issued with. `since`/`until` filter on `received_at` (`until` exclusive).
-    `format=csv` streams every matching event, without bodies."""
+    """Stored events, newest first (`order=asc`: in arrival order); pass the same `order`
+    with a `next_cursor` as with the page that gave it. `since`/`until` filter on
+    `received_at` (`until` exclusive). `format=csv` streams every matching event, without
+    bodies."""
     where = events_view.EventFilter(
         status=status,
         name=name,
@@ -269,9 +270,9 @@ async def replay_event(
 )
 def dismiss_event(db: DatabaseDep, admin: AdminName, event_id: EventId, request: Dismissal) -> Any:
     """Set a quarantined event aside for good, with a reason: its status becomes `dismissed`,
-    it leaves the quarantine counts, and replay refuses it; its body, its error and who
-    dismissed it, when and why are kept. Dismissing a dismissed event changes nothing (the
-    first reason stays); an event that is not quarantined answers 409."""
+    it leaves the quarantine counts, and replay refuses it; its body (until retention), its
+    error and who dismissed it, when and why are kept. Dismissing a dismissed event changes
+    nothing (the first reason stays); an event that is not quarantined answers 409."""
     dismissal.dismiss(db, [event_id], request.reason, _who(admin, request.by), utcnow())
     with db.snapshot() as conn:
         row = events_view.get_event(conn, event_id, 0)

@@ -31,6 +31,9 @@ _metrics_token = HTTPBearer(
         },
         **responses("unauthorized"),
     },
+    # The token is asked for only when INVSYNC_METRICS_TOKEN is set: `{}`, added to the
+    # scheme the dependency declares, says that none may do.
+    openapi_extra={"security": [{}]},
 )
 def scrape(request: Request, presented: Annotated[Presented, Depends(_metrics_token)]) -> Response:
     """Prometheus exposition. It names no secret, id or tenant; with `INVSYNC_METRICS_TOKEN`

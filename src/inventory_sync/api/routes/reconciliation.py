@@ -345,7 +345,7 @@ def list_completeness(
 @router.get(
     "/erp",
     response_model=ErpStockComparison,
-    responses=responses("erp_stock_unreadable", "erp_unavailable"),
+    responses=responses("csv_unavailable", "erp_stock_unreadable", "erp_unavailable"),
 )
 async def compare_erp_stock(
     request: Request,
@@ -355,12 +355,14 @@ async def compare_erp_stock(
     product_id: TextQuery = None,
     stock_location: TextQuery = None,
     tenant: TextQuery = None,
+    format: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> Any:
     """The ERP's stock read back (adapters that can: `tryton`) and compared with `/v1/stock`:
     `compared` positions, and `items`, each position whose ERP quantity differs or is unknown,
     with `on_hand` (ours), `erp_quantity`, `difference` (ERP minus ours) and `reason` (why the
     ERP has no quantity). 409 when the adapter cannot read stock; 503 when the ERP does not
     answer."""
+    csv_export.refuse(format, "the comparison with the ERP")
     where = ledger_view.StockFilter(tenant, location_id, product_id, stock_location)
 
     def positions() -> list[dict[str, Any]]:

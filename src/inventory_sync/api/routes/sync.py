@@ -67,7 +67,8 @@ def list_messages(
     cursor: pagination.Cursor = None,
 ) -> Any:
     """Outbox messages, one per accepted event, newest event first (`order=asc`: in the
-    order the events were accepted); a cursor continues in the order it was issued with.
+    order the events were accepted); pass the same `order` with a `next_cursor` as with the
+    page that gave it.
     `attempts` counts the tries that spend the retry budget; tries made while the ERP was
     down are in the message's `attempt_log` but not counted. `since`/`until` filter on
     `updated_at` (for a dead message, when it died; `until` exclusive); `error` keeps messages
