@@ -29,6 +29,7 @@ from inventory_sync.errors import ServiceError
 from inventory_sync.newstore.payloads import HANDLED
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
+from inventory_sync.views import events as events_view
 from tests import factories as f
 from tests.erp_sync.conftest import FakeErp, Reply, erp_settings, make_worker, run
 from tests.erp_sync.conftest import erp as erp  # the fixture: a real local ERP server
@@ -336,6 +337,20 @@ def test_the_webhook_body_is_one_of_the_handled_events(client: TestClient) -> No
 
 
 class TestProblemTypes:
+    def test_a_defect_is_a_problem_too_without_its_text(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(events_view, "list_events", broken)
+        answering = TestClient(client.app, raise_server_exceptions=False)
+        answer = answering.get("/v1/events", headers=f.read_headers())
+        assert answer.status_code == 500
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"] == PROBLEM_TYPES["internal"].uri
+        assert "secret" not in answer.text
+
     def test_every_type_is_served_and_documented(self, client: TestClient) -> None:
         documented = dict(re.findall(r"^### `(\w+)` \((\d{3})\)", DOCS.read_text(), re.M))
         assert {code: str(t.status) for code, t in PROBLEM_TYPES.items()} == documented

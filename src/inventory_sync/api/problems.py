@@ -164,6 +164,14 @@ PROBLEM_TYPES = {
             "The database's schema is missing or older than this version: an operator runs "
             "`inventory-sync db upgrade`. Until then every request gets this answer.",
         ),
+        ProblemType(
+            "internal",
+            500,
+            "Internal error",
+            "A defect in the service, not in the request. Whether the request took effect is "
+            "not known: read the state back before sending it again. The log has the details "
+            "under the answer's `X-Request-ID`.",
+        ),
     )
 }
 
@@ -351,6 +359,11 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_request: Request, error: DatabaseUnavailable) -> JSONResponse:
         return database_unavailable(error)
+
+    @app.exception_handler(Exception)
+    async def _defect(_request: Request, _error: Exception) -> JSONResponse:
+        # Starlette logs the exception itself; the client gets a problem, never the text.
+        return problem(500, "an unexpected error in the service", code="internal")
 
     @app.exception_handler(InputRefused)
     async def _refused(_request: Request, error: InputRefused) -> JSONResponse:
