@@ -149,6 +149,22 @@ class TestPurge:
             "body_bytes": 0,
         }
 
+    @pytest.mark.usefixtures("history")
+    def test_a_purge_asked_to_stop_stops_between_batches(
+        self, settings: Settings, db: Database
+    ) -> None:
+        policy = retention.Policy.from_settings(settings)
+        asked: list[bool] = []
+
+        def stopping() -> bool:  # yes from the second time it is asked
+            asked.append(True)
+            return len(asked) > 1
+
+        first = retention.purge(db, policy, utcnow(), 1, stopping)
+        assert (first.messages, first.bodies) == (1, 0)
+        rest = retention.purge(db, policy, utcnow(), 1)
+        assert (rest.messages, rest.bodies) == (1, 4)
+
     def test_bodies_go_their_events_stay(
         self, client: TestClient, history: dict[str, Any], runner: CliRunner
     ) -> None:

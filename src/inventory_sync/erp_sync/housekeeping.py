@@ -26,7 +26,9 @@ async def purge_periodically(db: Database, settings: Settings, stop: asyncio.Eve
     policy = retention.Policy.from_settings(settings)
     while not stop.is_set():
         try:
-            purged = await asyncio.to_thread(retention.purge, db, policy, utcnow())
+            purged = await asyncio.to_thread(
+                retention.purge, db, policy, utcnow(), retention.BATCH, stop.is_set
+            )
         except DatabaseUnavailable as error:
             log.warning("retention.purge_failed", extra={"error": str(error)[:200]})
         else:

@@ -17,6 +17,7 @@ never take the same rows (nor tally their attempts twice).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,12 +100,19 @@ def planned(conn: Connection, policy: Policy, now: datetime) -> Purged:
     return Purged(int(messages), int(attempts), int(bodies), int(size))
 
 
-def purge(db: Database, policy: Policy, now: datetime, batch: int = BATCH) -> Purged:
-    """Remove what retention allows, `batch` rows per transaction, until nothing is left."""
+def purge(
+    db: Database,
+    policy: Policy,
+    now: datetime,
+    batch: int = BATCH,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Purged:
+    """Remove what retention allows, `batch` rows per transaction, until nothing is left or
+    `stopping()` says so between two batches (a worker shutting down waits for one batch)."""
     total = Purged()
     for step in (_messages, _bodies):
         after: Any = None
-        while True:
+        while not stopping():
             with db.transaction() as conn:
                 done, after = step(conn, policy, now, batch, after)
             total.add(done)
