@@ -48,7 +48,7 @@ from inventory_sync.erp_sync.breaker import Breaker
 from inventory_sync.erp_sync.client import Outcome, Result
 from inventory_sync.erp_sync.heartbeat import Heartbeat, State
 from inventory_sync.erp_sync.retry import Backoff
-from inventory_sync.errors import DatabaseUnavailable
+from inventory_sync.errors import DatabaseRefusesUs, DatabaseUnavailable
 from inventory_sync.settings import Settings
 from inventory_sync.storage.store import Attempt, Claim, Finished, Store, open_store
 
@@ -539,6 +539,8 @@ def run_until_signalled(settings: Settings) -> None:
         try:
             try:
                 await store.prepare()  # the embedded default creates its schema itself
+            except DatabaseRefusesUs:
+                raise  # no wait makes it let us in: one line and exit 2, as for serve
             except DatabaseUnavailable as error:
                 log.warning("erp_sync.database_unavailable", extra={"error": str(error)[:200]})
             worker = Worker(settings, store)
