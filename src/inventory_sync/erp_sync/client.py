@@ -188,15 +188,8 @@ class ErpClient:
         ) as answer:
             # Only the start of the body: enough for the error excerpt, and an ERP that answers
             # with megabytes costs nothing (the connection is then closed, not reused).
-            chunks: list[bytes] = []
-            size = 0
-            while size < _READ_LIMIT_BYTES:
-                chunk = await answer.content.read(_READ_LIMIT_BYTES - size)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-            excerpt = b"".join(chunks).decode("utf-8", errors="replace")[:BODY_EXCERPT_CHARS]
+            start = await read_start(answer.content, _READ_LIMIT_BYTES)
+            excerpt = start.decode("utf-8", errors="replace")[:BODY_EXCERPT_CHARS]
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
             return answer.status, excerpt.strip(), retry_after
 
@@ -221,6 +214,19 @@ def signer(secret: str) -> Webhook:
         raise ValueError(
             "INVSYNC_ERP_SIGNING_SECRET: expected whsec_ followed by a base64 key"
         ) from error
+
+
+async def read_start(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most the first `limit` bytes of an answer's body."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def env_proxy(url: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:

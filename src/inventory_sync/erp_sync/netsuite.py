@@ -45,6 +45,7 @@ from inventory_sync.erp_sync.client import (
     Result,
     classify,
     env_proxy,
+    read_start,
 )
 from inventory_sync.erp_sync.netsuite_records import Books, record
 from inventory_sync.erp_sync.retry import parse_retry_after
@@ -219,17 +220,9 @@ class NetSuiteAdapter:
             proxy=self._proxy,
             proxy_auth=self._proxy_auth,
         ) as reply:
-            chunks: list[bytes] = []
-            size = 0
-            while size < _READ_LIMIT_BYTES:
-                chunk = await reply.content.read(_READ_LIMIT_BYTES - size)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
             return (
                 reply.status,
-                b"".join(chunks),
+                await read_start(reply.content, _READ_LIMIT_BYTES),
                 parse_retry_after(reply.headers.get("Retry-After")),
             )
 
