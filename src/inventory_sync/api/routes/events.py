@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -15,8 +16,6 @@ from inventory_sync.api.queryparams import (
     BadParameter,
     EventFilterQuery,
     Order,
-    TextQuery,
-    TimeQuery,
     timestamp,
 )
 from inventory_sync.api.schemas import (
@@ -71,13 +70,8 @@ class NotQuarantined(ServiceError):
 def list_events(
     db: DatabaseDep,
     _role: ReadAccess,
+    matching: EventFilterQuery,
     status: EventStatus | None = None,
-    name: TextQuery = None,
-    tenant: TextQuery = None,
-    location_id: TextQuery = None,
-    payload_id: TextQuery = None,
-    since: TimeQuery = None,
-    until: TimeQuery = None,
     order: Order = "desc",
     format: csv_export.Format = "json",
     limit: pagination.Limit = 100,
@@ -87,15 +81,7 @@ def list_events(
     with a `next_cursor` as with the page that gave it. `since`/`until` filter on
     `received_at` (`until` exclusive). `format=csv` streams every matching event, without
     bodies."""
-    where = events_view.EventFilter(
-        status=status,
-        name=name,
-        tenant=tenant,
-        location_id=location_id,
-        payload_id=payload_id,
-        since=timestamp("since", since),
-        until=timestamp("until", until),
-    )
+    where = replace(matching, status=status)
     newest_first = order == "desc"
 
     def fetch(conn: Any, size: int, after: int | None) -> list[dict[str, Any]]:
