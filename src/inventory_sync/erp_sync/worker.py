@@ -39,7 +39,9 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from inventory_sync.clock import utcnow
 from inventory_sync.erp_sync import adapter as erp_adapter
@@ -554,7 +556,18 @@ def run_until_signalled(settings: Settings) -> None:
             watchdog.cancel()
             await store.close()
 
-    asyncio.run(main())
+    _run(main())
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (not on Windows): about 11 µs (6 %) less of the
+    worker's CPU per delivered document than on asyncio's own loop (docs/performance.md)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - every supported Linux has it
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _stop_when_parent_gone(stop: asyncio.Event) -> None:
