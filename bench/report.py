@@ -131,25 +131,29 @@ def _ratio(cell: dict[str, Any], other: dict[str, Any] | None, bold: bool = Fals
 
 
 def table(results: dict[str, Any]) -> str:
-    """Product against the yardstick (the ratio that counts) and the earlier baseline."""
+    """Product against the yardstick (the ratio that counts), the yardstick with the product's
+    position index (what that index alone costs it) and the earlier baseline."""
     yardstick = _by_cell(results, "yardstick")
+    indexed = _by_cell(results, "indexed")
     baseline = _by_cell(results, "baseline")
     rows = [
-        "| items/event | conns | dups | product ev/s | yardstick ev/s | **ratio** | earlier "
-        "baseline ev/s | ratio to it | product p50/p90/p99/max ms | yardstick p50/p90/p99/max "
-        "ms | errors p/y/b | product RSS max MB | acked all stored |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
+        "| items/event | conns | dups | product ev/s | yardstick ev/s | **ratio** | yardstick "
+        "+ position index ev/s | its share of the yardstick | earlier baseline ev/s | ratio to "
+        "it | product p50/p90/p99/max ms | yardstick p50/p90/p99/max ms | errors p/y/i/b | "
+        "product RSS max MB | acked all stored |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
     ]
     for cell in results.get("product", []):
         key = (cell["items"], cell["connections"], cell["dup"])
-        ref, base = yardstick.get(key), baseline.get(key)
-        ok = all(c["ack_check"] and c["ledger_check"] for c in (cell, ref, base) if c)
+        ref, idx, base = yardstick.get(key), indexed.get(key), baseline.get(key)
+        ok = all(c["ack_check"] and c["ledger_check"] for c in (cell, ref, idx, base) if c)
+        errors = "/".join(str(c["errors"]) if c else "-" for c in (cell, ref, idx, base))
         rows.append(
             f"| {cell['items']} | {cell['connections']} | {cell['dup']:.0%} | "
             f"{cell['events_s']:.0f} | {ref['events_s'] if ref else 0:.0f} | "
-            f"{_ratio(cell, ref, bold=True)} | {base['events_s'] if base else 0:.0f} | "
-            f"{_ratio(cell, base)} | {_ms(cell)} | {_ms(ref) if ref else '-'} | "
-            f"{cell['errors']}/{ref['errors'] if ref else '-'}/{base['errors'] if base else '-'}"
+            f"{_ratio(cell, ref, bold=True)} | {idx['events_s'] if idx else 0:.0f} | "
+            f"{_ratio(idx, ref) if idx else '-'} | {base['events_s'] if base else 0:.0f} | "
+            f"{_ratio(cell, base)} | {_ms(cell)} | {_ms(ref) if ref else '-'} | {errors}"
             f" | {cell['rss_max_mb'] or 0:.0f} | {'yes' if ok else 'NO'} |"
         )
     return "\n".join(rows)
@@ -166,7 +170,7 @@ def extras(results: dict[str, Any]) -> str:
         lines.append(f"- HTTP floor (yardstick `POST /noop`, 50-item body): {parts}")
     steal = [
         cell["steal_percent"]
-        for app in ("product", "yardstick", "baseline")
+        for app in ("product", "yardstick", "indexed", "baseline")
         for cell in results.get(app, [])
         if "steal_percent" in cell
     ]

@@ -45,6 +45,7 @@ ADMIN_DSN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.
 KEY = "bench-webhook-key"
 HOST = "127.0.0.1"
 PRODUCT_PORT, BASELINE_PORT, YARDSTICK_PORT, STANDIN_PORT = 8100, 8101, 8102, 8199
+INDEXED_PORT = 8103
 PRODUCT_TABLES = (
     "sync_attempt, outbox_message, ledger_movement, count_observation, shipment_line, inbound_event"
 )
@@ -280,6 +281,7 @@ class App:
         tables = {
             "product": PRODUCT_TABLES,
             "yardstick": "ledger_row, outbox, raw_event",
+            "indexed": "ledger_row, outbox, raw_event",
             "baseline": "ledger_row, raw_event",
         }[self.name]
         # A request wrk cut off at the end of a run may still be inserting: let it finish, and
@@ -794,10 +796,11 @@ def main() -> None:
     }
     log(f"results in {out}; load average {results['machine']['load_average_at_start']}")
 
-    product_db, yardstick_db, baseline_db = (
+    product_db, yardstick_db, baseline_db, indexed_db = (
         "invsync_bench_product",
         "invsync_bench_yardstick",
         "invsync_bench_baseline",
+        "invsync_bench_indexed",
     )
     product = App(
         "product",
@@ -813,6 +816,16 @@ def main() -> None:
         ledger_table="ledger_row",
         settle_seconds=plan.settle_seconds,
     )
+    # The yardstick with the product's position index: not a reference for any ratio, a
+    # measure of what that one index costs the irreducible work.
+    indexed = App(
+        "indexed",
+        f"http://{HOST}:{INDEXED_PORT}/webhooks/newstore",
+        "",
+        events_table="raw_event",
+        ledger_table="ledger_row",
+        settle_seconds=plan.settle_seconds,
+    )
     baseline = App(
         "baseline",
         f"http://{HOST}:{BASELINE_PORT}/webhooks/newstore",
@@ -822,7 +835,7 @@ def main() -> None:
         accepted_filter="true",
         settle_seconds=plan.settle_seconds,
     )
-    for port in (PRODUCT_PORT, BASELINE_PORT, YARDSTICK_PORT, STANDIN_PORT):
+    for port in (PRODUCT_PORT, BASELINE_PORT, YARDSTICK_PORT, INDEXED_PORT, STANDIN_PORT):
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
             sys.exit(f"port {port} is already in use; stop what listens there first")
     processes: list[Process] = []
@@ -830,6 +843,7 @@ def main() -> None:
         product.dsn = recreate_database(product_db)
         yardstick.dsn = recreate_database(yardstick_db)
         baseline.dsn = recreate_database(baseline_db)
+        indexed.dsn = recreate_database(indexed_db)
         subprocess.run(
             [str(BIN / "inventory-sync"), "db", "upgrade"],
             env=product_env(product.dsn),
@@ -856,9 +870,18 @@ def main() -> None:
         )
         processes.append(yardstick.process)
         yardstick.process.wait_port(YARDSTICK_PORT)
+        indexed.process = Process(
+            "indexed",
+            [sys.executable, str(BENCH / "yardstick.py"), "--port", str(INDEXED_PORT),
+             "--position-index"],
+            {**os.environ, "BENCH_DATABASE_URL": indexed.dsn, "BENCH_WEBHOOK_KEY": KEY},
+            out,
+        )  # fmt: skip
+        processes.append(indexed.process)
+        indexed.process.wait_port(INDEXED_PORT)
 
         log("warm-up")
-        for app in (product, yardstick, baseline):
+        for app in (product, yardstick, indexed, baseline):
             wrk(app.url, connections=16, seconds=plan.warmup_seconds, run_tag=f"w{app.name}",
                 items=50, dup=0.0)  # fmt: skip
 
@@ -888,7 +911,7 @@ def main() -> None:
             for items in plan.items:
                 for connections in plan.connections:
                     for dup in plan.duplicates:
-                        for app in (product, yardstick, baseline):
+                        for app in (product, yardstick, indexed, baseline):
                             app.cells.append(
                                 run_cell(
                                     app,
@@ -901,6 +924,7 @@ def main() -> None:
             results["product"] = product.cells
             results["yardstick"] = yardstick.cells
             results["baseline"] = baseline.cells
+            results["indexed"] = indexed.cells
 
             if not args.no_profile and plan.profile_seconds:
                 log("profile (py-spy, 50 items, 16 connections)")
@@ -1028,7 +1052,7 @@ def main() -> None:
             with contextlib.suppress(Exception):
                 process.stop()
         if not args.keep_databases:
-            for name in (product_db, yardstick_db, baseline_db):
+            for name in (product_db, yardstick_db, baseline_db, indexed_db):
                 with contextlib.suppress(Exception):
                     drop_database(name)
         results["machine"]["load_average_at_end"] = os.getloadavg()
