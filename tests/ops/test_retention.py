@@ -199,6 +199,40 @@ class TestPurge:
         assert f.post(client, body)["status"] == "duplicate"
         assert len(f.ledger(client)) == 1
 
+    def test_the_same_payload_in_other_bytes_after_the_purge_is_a_duplicate(
+        self, client: TestClient, db: Database, runner: CliRunner
+    ) -> None:
+        # NewStore's replays and its export files carry an event's payload in other bytes.
+        body = f.received(("A", 1), ("B", 2))
+        event_id = f.post(client, body)["event_id"]
+        age(db, [event_id], OLD)
+        assert purge(runner)["bodies"] == 1
+        replayed = {**body, "published_at": "2030-01-01T00:00:00Z"}
+        assert f.post(client, replayed) == {
+            "status": "duplicate",
+            "event_id": event_id,
+            "detail": f"already stored as event {event_id}",
+        }
+        assert f.post(client, json.dumps(body, indent=2))["status"] == "duplicate"
+        # Other content under the same key is still a conflict.
+        changed = {**body, "payload": {**body["payload"], "items": f.lines(("A", 5))}}
+        conflict = f.post(client, changed)
+        assert conflict["status"] == "quarantined"
+        assert f"already used by event {event_id}" in conflict["detail"]
+        assert len(f.ledger(client)) == 2
+
+    def test_bodies_larger_than_a_read_are_hashed_a_few_at_a_time(
+        self, client: TestClient, db: Database, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(retention, "READ_BYTES", 300)  # one or two bodies a read
+        bodies = [f.received(("A", n + 1)) for n in range(5)]
+        ids = [f.post(client, body)["event_id"] for body in bodies]
+        age(db, ids, OLD)
+        assert purge(runner)["bodies"] == 5
+        for event_id, body in zip(ids, bodies, strict=True):
+            again = f.post(client, {**body, "published_at": "2030-01-01T00:00:00Z"})
+            assert (again["status"], again["event_id"]) == ("duplicate", event_id)
+
     def test_the_table_names_the_retention(self, runner: CliRunner) -> None:
         result = runner.invoke(cli, ["purge", "--dry-run"], env={"COLUMNS": "160"})
         assert result.exit_code == 0, result.output

@@ -5,7 +5,9 @@ Purged, once older than their retention:
   tallied in `purged_attempts` first, so the delivery totals of `/metrics` never go down;
 - the raw bodies of accepted, ignored and dismissed events (counted from receipt, and for a
   dismissed event from its dismissal too): emptied, with `body_purged_at` set; the event's row,
-  its fields, its ledger rows and its dedupe slot stay.
+  its fields, its ledger rows and its dedupe slot stay. Its `content_hash` becomes the hash of
+  its canonical payload, which intake compares a redelivery in other bytes with
+  (`intake.service._same_content`), as it compared the body before.
 
 Never purged: the ledger, count observations, shipment lines, events themselves, quarantined
 events' bodies (replay needs them), pending or dead messages.
@@ -17,14 +19,16 @@ never take the same rows (nor tally their attempts twice).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from inventory_sync.newstore.validation import canonical_payload
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.store import DELIVERED
@@ -36,6 +40,8 @@ from inventory_sync.storage.tables import (
 )
 
 BATCH = 1000
+# Bodies read at once to hash their payloads: a batch of large bodies is read a few at a time.
+READ_BYTES = 16 * 1024 * 1024
 # Statuses whose bodies nothing reads again: replay only reads quarantined ones.
 SETTLED = ("accepted", "ignored", "dismissed")
 
@@ -165,6 +171,12 @@ def _bodies(
     if not rows:
         return Purged(), None
     ids = [row.id for row in rows]
+    hashes = _payload_hashes(conn, [(row.id, int(row.size)) for row in rows])
+    if hashes:
+        conn.execute(
+            update(e).where(e.c.id == bindparam("event_id")).values(content_hash=bindparam("h")),
+            [{"event_id": event_id, "h": h} for event_id, h in hashes.items()],
+        )
     conn.execute(
         update(e)
         .where(e.c.id.in_(ids), e.c.status.in_(SETTLED))
@@ -172,3 +184,30 @@ def _bodies(
     )
     done = Purged(bodies=len(ids), body_bytes=sum(int(row.size) for row in rows))
     return done, rows[-1].id if len(rows) == batch else None
+
+
+def _payload_hashes(conn: Connection, sizes: list[tuple[int, int]]) -> dict[int, str]:
+    """The hash of each body's canonical payload, by event id; none for a body that has none
+    (not a JSON object). Bodies are read at most `READ_BYTES` at a time."""
+    e = inbound_event
+    hashes: dict[int, str] = {}
+    for group in _groups(sizes, READ_BYTES):
+        for row in conn.execute(select(e.c.id, e.c.raw_body).where(e.c.id.in_(group))):
+            canonical = canonical_payload(bytes(row.raw_body))
+            if canonical is not None:
+                hashes[row.id] = hashlib.sha256(canonical.encode()).hexdigest()
+    return hashes
+
+
+def _groups(sizes: list[tuple[int, int]], limit: int) -> Iterator[list[int]]:
+    """Ids in order, in groups whose sizes add up to at most `limit` (or one larger id)."""
+    group: list[int] = []
+    total = 0
+    for item, size in sizes:
+        if group and total + size > limit:
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += size
+    if group:
+        yield group
