@@ -172,16 +172,17 @@ def _bodies(
         return Purged(), None
     ids = [row.id for row in rows]
     hashes = _payload_hashes(conn, [(row.id, int(row.size)) for row in rows])
+    # Spelt out rather than IN, which SQLAlchemy cannot expand in an executemany.
+    settled = or_(*(e.c.status == status for status in SETTLED))
+    emptied = update(e).where(settled).values(raw_body=b"", body_purged_at=now)
     if hashes:
         conn.execute(
-            update(e).where(e.c.id == bindparam("event_id")).values(content_hash=bindparam("h")),
+            emptied.where(e.c.id == bindparam("event_id")).values(content_hash=bindparam("h")),
             [{"event_id": event_id, "h": h} for event_id, h in hashes.items()],
         )
-    conn.execute(
-        update(e)
-        .where(e.c.id.in_(ids), e.c.status.in_(SETTLED))
-        .values(raw_body=b"", body_purged_at=now)
-    )
+    others = [event_id for event_id in ids if event_id not in hashes]
+    if others:
+        conn.execute(emptied.where(e.c.id.in_(others)))
     done = Purged(bodies=len(ids), body_bytes=sum(int(row.size) for row in rows))
     return done, rows[-1].id if len(rows) == batch else None
 
