@@ -684,6 +684,9 @@ def drain_with_worker(
     if requeue:
         sql(dsn, "TRUNCATE sync_attempt")
         sql(dsn, REQUEUE)
+        # Every row now has a dead version that autovacuum (off on the reference machine)
+        # would clear in service; without this the worker would walk them all.
+        sql(dsn, "VACUUM ANALYZE outbox_message")
     env = product_env(dsn, erp_url)
     how = "inventory-sync worker"
     if concurrency is not None:
