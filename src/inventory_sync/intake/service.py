@@ -30,7 +30,7 @@ from inventory_sync.intake.classify import (
 )
 from inventory_sync.intake.recent import RecentBodies, Stored
 from inventory_sync.newstore.payloads import HANDLED
-from inventory_sync.newstore.validation import canonical_payload
+from inventory_sync.newstore.validation import canonical_payload, payload_hash
 from inventory_sync.storage.store import Holder, SlotTaken, Store
 
 log = logging.getLogger("inventory_sync.intake")
@@ -200,8 +200,8 @@ async def _same_content(store: Store, holder: Holder, content_hash: str, body: b
     canonical = canonical_payload(body)
     if canonical is None:
         return False
-    if holder.content_hash == sha256(canonical):
-        return True  # stored by a version that hashed the canonical payload
+    if holder.content_hash == payload_hash(canonical):
+        return True  # a purged body's (storage.retention), or stored by a version that hashed it
     stored = await store.event(holder.id)
     return stored is not None and canonical_payload(stored.raw_body) == canonical
 

@@ -12,6 +12,7 @@ that finds them runs only for such bodies and on the careful path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,6 +265,13 @@ def canonical_payload(body: bytes) -> str | None:
         )
     except (ValueError, RecursionError):
         return None
+
+
+def payload_hash(canonical: str) -> str:
+    """The hash of a canonical payload (`canonical_payload`): what a purged body leaves in its
+    event's `content_hash` (`storage.retention`), and what intake compares a redelivery with
+    (`intake.service`). One definition, since the two must always agree."""
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # -- the reason of a refusal ----------------------------------------------------------------------

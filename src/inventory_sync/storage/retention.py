@@ -19,7 +19,6 @@ never take the same rows (nor tally their attempts twice).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from inventory_sync.newstore.validation import canonical_payload
+from inventory_sync.newstore.validation import canonical_payload, payload_hash
 from inventory_sync.settings import Settings
 from inventory_sync.storage.database import Database
 from inventory_sync.storage.store import DELIVERED
@@ -196,7 +195,7 @@ def _payload_hashes(conn: Connection, sizes: list[tuple[int, int]]) -> dict[int,
         for row in conn.execute(select(e.c.id, e.c.raw_body).where(e.c.id.in_(group))):
             canonical = canonical_payload(bytes(row.raw_body))
             if canonical is not None:
-                hashes[row.id] = hashlib.sha256(canonical.encode()).hexdigest()
+                hashes[row.id] = payload_hash(canonical)
     return hashes
 
 
